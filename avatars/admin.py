@@ -1,0 +1,73 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html
+
+from avatars import services, storage
+from avatars.errors import ServiceError
+from avatars.models import ApiKey, Avatar, AvatarState
+
+
+@admin.register(Avatar)
+class AvatarAdmin(admin.ModelAdmin):
+    list_display = ["avatar_id", "tutor", "state", "stage", "progress", "apply_blur", "source", "error_code", "created_at"]
+    list_filter = ["state", "apply_blur", "source", "error_code"]
+    search_fields = ["avatar_id", "tutor__name"]
+    actions = ["reprocess_selected"]
+    fields = ["avatar_id", "tutor", "state", "stage", "progress", "apply_blur", "source", "source_name",
+              "error_code", "error_message", "video", "faces", "avatar_path", "preview", "created_at",
+              "updated_at", "ready_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # avatars are made from a video: the Tutor form, the staff pages or the API
+
+    @admin.display(description="avatar path")
+    def avatar_path(self, avatar: Avatar) -> str:
+        return str(storage.avatar_path(avatar.avatar_id))
+
+    @admin.display(description="preview")
+    def preview(self, avatar: Avatar) -> str:
+        if avatar.state != AvatarState.READY:
+            return "-"
+        return format_html('<img src="/v1/avatars/{}/preview" style="max-width:320px">', avatar.avatar_id)
+
+    def delete_model(self, request, avatar: Avatar) -> None:
+        services.delete_avatar(avatar.avatar_id)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for avatar_id in list(queryset.values_list("avatar_id", flat=True)):
+            services.delete_avatar(avatar_id)
+
+    @admin.action(description="Reprocess the selected avatars")
+    def reprocess_selected(self, request, queryset) -> None:
+        for avatar_id in queryset.values_list("avatar_id", flat=True):
+            try:
+                services.reprocess_avatar(avatar_id)
+            except ServiceError as exc:
+                self.message_user(request, f"{avatar_id}: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{avatar_id}: queued for reprocessing.")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_selected"]
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            obj.save()
+            return
+        row, key = ApiKey.issue(obj.name)
+        obj.pk, obj.prefix, obj.key_hash, obj.created_at = row.pk, row.prefix, row.key_hash, row.created_at
+        self.message_user(request, f"API key for '{row.name}': {key} — copy it now, it is not shown again.",
+                          messages.SUCCESS)
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke_selected(self, request, queryset) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} key(s).")

@@ -1,0 +1,101 @@
+"""The /v1/avatars endpoints: parse, call a service, render. No rules live here."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import FileResponse
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from avatars import selectors, services, storage
+from avatars.api.serializers import (
+    AvatarListQuerySerializer,
+    CreateFromPathSerializer,
+    CreateFromUploadSerializer,
+    ReprocessSerializer,
+    WaitQuerySerializer,
+    avatar_resource,
+)
+from avatars.errors import NotFound
+from avatars.models import AvatarState
+from avatars.uploads import SizeLimitUploadHandler, local_copy, too_large
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _created(request, avatar, message: str) -> Response:
+    """The seed's 201: the avatar resource plus status/message/mock, optionally after ?wait=N."""
+    wait_s = _validated(WaitQuerySerializer, request.query_params)["wait"]
+    if wait_s:
+        avatar = services.wait_for_avatar(avatar, wait_s)
+    body = {"status": "success", "message": message, "mock": False, **avatar_resource(avatar)}
+    return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AvatarListCreateView(APIView):
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    def get(self, request):
+        query = _validated(AvatarListQuerySerializer, request.query_params)
+        total, avatar_ids = selectors.list_avatar_ids(**query)
+        return Response({"total": total, "avatars": avatar_ids})
+
+    def post(self, request):
+        data = _validated(CreateFromPathSerializer, request.data)
+        avatar = services.create_avatar_from_path(**data)
+        return _created(request, avatar, f"Avatar '{avatar.avatar_id}' accepted; it is being prepared.")
+
+
+class AvatarUploadView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        # Before anything reads the body (CSRF checks do): count bytes while they stream in.
+        request.upload_handlers.insert(0, SizeLimitUploadHandler(request))
+        return super().initialize_request(request, *args, **kwargs)
+
+    def post(self, request):
+        limit = settings.AVATAR_MAX_UPLOAD_BYTES
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 64 * 1024:  # form fields' overhead
+            raise too_large(limit)
+        data = _validated(CreateFromUploadSerializer, request.data)
+        upload = data.pop("video_file")
+        with local_copy(upload) as local_path:
+            avatar = services.create_avatar_from_upload(
+                local_path=local_path, original_name=upload.name or "video", **data
+            )
+        return _created(request, avatar, f"Avatar '{avatar.avatar_id}' uploaded; it is being prepared.")
+
+
+class AvatarDetailView(APIView):
+    def get(self, request, avatar_id: str):
+        return Response(avatar_resource(services.get_avatar(avatar_id)))
+
+    def delete(self, request, avatar_id: str):
+        services.delete_avatar(avatar_id)
+        return Response({"status": "success", "avatar_id": avatar_id, "message": f"Avatar '{avatar_id}' deleted."})
+
+
+class AvatarPreviewView(APIView):
+    def get(self, request, avatar_id: str):
+        avatar = services.get_avatar(avatar_id)
+        preview = storage.preview_file(avatar_id)
+        if avatar.state != AvatarState.READY or not preview.is_file():
+            raise NotFound(f"Avatar '{avatar_id}' has no preview until it is ready (it is {avatar.state}).")
+        return FileResponse(open(preview, "rb"), content_type="image/jpeg")
+
+
+class AvatarReprocessView(APIView):
+    def post(self, request, avatar_id: str):
+        data = _validated(ReprocessSerializer, request.data)
+        avatar = services.reprocess_avatar(avatar_id, apply_blur=data["apply_blur"])
+        return Response(
+            {"status": "success", "message": f"Avatar '{avatar_id}' queued for reprocessing.", **avatar_resource(avatar)},
+            status=status.HTTP_202_ACCEPTED,
+        )

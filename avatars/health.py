@@ -1,0 +1,47 @@
+"""GET /health: open, cheap, and honest about whether the service can work."""
+
+from __future__ import annotations
+
+import tempfile
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from avatars import jobs
+from avatars.pipeline.device import compute_device
+
+
+def _problems() -> list[str]:
+    problems = []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any driver error means the same thing here
+        problems.append(f"database unavailable: {type(exc).__name__}")
+    try:
+        settings.AVATAR_ROOT.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=settings.AVATAR_ROOT, prefix=".health-"):
+            pass
+    except OSError as exc:
+        problems.append(f"data folder not writable: {exc.strerror}")
+    return problems
+
+
+@require_GET
+def health(request) -> JsonResponse:
+    queued, processing = jobs.counts()
+    body = {
+        "status": "ok",
+        "device": compute_device(),
+        "workers": settings.AVATAR_WORKERS,
+        "queued": queued,
+        "processing": processing,
+        "version": settings.APP_VERSION,
+    }
+    problems = _problems()
+    if problems:
+        body.update(status="degraded", reason="; ".join(problems))
+        return JsonResponse(body, status=503)
+    return JsonResponse(body)

@@ -1,0 +1,192 @@
+"""Opening a video: recognising the container, probing its facts cheaply, reading its frames."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from avatars.pipeline.errors import PipelineError
+
+# Leading bytes of the containers FFmpeg decodes that a camera or an editor produces. Anything
+# else (a picture, a PDF, text) is refused before FFmpeg is asked, because FFmpeg happily opens
+# a single JPEG or PNG as a one-frame "video".
+_MPEG_TS_PACKET = 188
+
+
+def sniff_container(head: bytes) -> str | None:
+    """Name the video container whose signature starts `head` (the file's first bytes), or None."""
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head.startswith(b"RIFF") and head[8:11] == b"AVI":
+        return "avi"
+    if head.startswith(b"FLV"):
+        return "flv"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"\x00\x00\x01\xba"):
+        return "mpeg-ps"
+    if head[:1] == b"\x47" and len(head) > 2 * _MPEG_TS_PACKET and head[_MPEG_TS_PACKET] == 0x47:
+        return "mpeg-ts"
+    return None
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a source video must satisfy before any frame is decoded beyond the first."""
+
+    min_duration_s: float = 1.0
+    max_duration_s: float = 300.0
+    min_short_side: int = 240
+    max_long_side: int = 4096
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Facts about a source video. `frame_count` and `duration_s` come from the container's header
+    at probe time; the pipeline replaces them with what it actually decoded."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration_s: float
+    container: str
+    codec: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
+    # FFmpeg explicitly: other backends read '%d' in a file name as an image-sequence pattern.
+    return cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
+
+
+def _fourcc_name(value: float) -> str:
+    code = int(value)
+    chars = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+    return chars.strip("\x00 ") if chars.isprintable() else ""
+
+
+DEFAULT_FPS = 25.0
+
+
+def probe(path: str | os.PathLike, limits: VideoLimits) -> VideoInfo:
+    """Check that `path` is a decodable video within `limits`, reading its header and first frame.
+
+    Raises PipelineError with code `not_a_video` (no video container signature),
+    `unreadable_video`, `resolution_too_low`, `too_short` or `too_long`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2 * _MPEG_TS_PACKET + 1)
+    except OSError as exc:
+        raise PipelineError("unreadable_video", f"The video file cannot be read: {exc.strerror}.") from exc
+    container = sniff_container(head)
+    if container is None:
+        raise PipelineError(
+            "not_a_video",
+            "The file is not a video. Upload an MP4, MOV, WebM, MKV or AVI recording of the tutor.",
+        )
+    capture = open_capture(path)
+    try:
+        if not capture.isOpened():
+            raise PipelineError(
+                "unreadable_video",
+                "The video cannot be opened; it may be damaged or truncated. Export it again as MP4 (H.264).",
+            )
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        codec = _fourcc_name(capture.get(cv2.CAP_PROP_FOURCC))
+        # The header's size is checked before decoding: a forged header must not make us allocate.
+        if width <= 0 or height <= 0:
+            raise PipelineError("unreadable_video", "The video has no picture track that can be decoded.")
+        if max(width, height) > limits.max_long_side:
+            raise PipelineError(
+                "resolution_too_high",
+                f"The video is {width}x{height}; the longest side may be at most {limits.max_long_side} "
+                "pixels. Export it at 1080p or 720p.",
+                {"width": width, "height": height},
+            )
+        if min(width, height) < limits.min_short_side:
+            raise PipelineError(
+                "resolution_too_low",
+                f"The video is {width}x{height}; its shorter side must be at least {limits.min_short_side} "
+                "pixels. Record at 720p or more.",
+                {"width": width, "height": height},
+            )
+        if not (0.0 < fps <= 240.0):
+            fps = DEFAULT_FPS
+        duration_s = frame_count / fps if frame_count > 0 else 0.0
+        if frame_count > 0:
+            _check_duration(duration_s, limits)
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise PipelineError(
+                "unreadable_video",
+                "No frame of the video can be decoded; it may be damaged or truncated. Export it again as MP4 (H.264).",
+            )
+        if frame.shape[0] != height or frame.shape[1] != width:
+            # Trust the decoded picture over the header.
+            height, width = frame.shape[:2]
+    finally:
+        capture.release()
+    return VideoInfo(width, height, round(fps, 3), frame_count, round(duration_s, 3), container, codec)
+
+
+def _check_duration(duration_s: float, limits: VideoLimits) -> None:
+    if duration_s < limits.min_duration_s:
+        raise PipelineError(
+            "too_short",
+            f"The video lasts {duration_s:.1f} s; it must last at least {limits.min_duration_s:g} s. "
+            "Record a few seconds of the tutor looking at the camera.",
+            {"duration_s": round(duration_s, 3)},
+        )
+    if duration_s > limits.max_duration_s:
+        raise PipelineError(
+            "too_long",
+            f"The video lasts {duration_s:.0f} s; it may last at most {limits.max_duration_s:g} s. "
+            "Trim it to a short clip of the tutor.",
+            {"duration_s": round(duration_s, 3)},
+        )
+
+
+def check_decoded_duration(frame_count: int, fps: float, limits: VideoLimits) -> None:
+    """The same duration rules, applied to the frames actually decoded (headers can lie)."""
+    if frame_count == 0:
+        raise PipelineError("unreadable_video", "No frame of the video can be decoded.")
+    _check_duration(frame_count / fps, limits)
+
+
+def iter_frames(path: str | os.PathLike, wanted: callable | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Yield (index, BGR frame) for every frame in decode order.
+
+    When `wanted(index)` is given and false, the frame is decoded but not converted to BGR and
+    None is yielded in its place, which roughly halves the cost of frames nobody looks at.
+    """
+    capture = open_capture(path)
+    if not capture.isOpened():
+        raise PipelineError("unreadable_video", "The video can no longer be opened.")
+    try:
+        index = 0
+        while True:
+            if wanted is not None and not wanted(index):
+                if not capture.grab():
+                    return
+                yield index, None
+            else:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield index, frame
+            index += 1
+    finally:
+        capture.release()

@@ -1,0 +1,229 @@
+"""The rules for avatars: what may be created, deleted, reprocessed, and how.
+
+Every caller (the API, the admin, staff pages, management commands) goes through these
+functions; none re-implements a rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from avatars import jobs, storage
+from avatars.errors import AvatarBusy, AvatarExists, InvalidRequest, InvalidVideo, NotFound, UnsupportedMedia
+from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
+from avatars.pipeline import PipelineError, VideoInfo, probe
+from avatars.worker import video_limits
+from tutors.models import Tutor
+
+logger = logging.getLogger(__name__)
+
+AVATAR_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_WAIT_S = 300.0
+
+
+def validate_avatar_id(avatar_id: str) -> str:
+    if not isinstance(avatar_id, str) or not AVATAR_ID_PATTERN.fullmatch(avatar_id):
+        raise InvalidRequest(
+            "avatar_id must be 1 to 64 letters, digits, '_' or '-', starting with a letter or digit "
+            "(for example avatar_tutor_5).",
+            {"field": "avatar_id"},
+        )
+    return avatar_id
+
+
+def avatar_id_for_tutor(tutor: Tutor) -> str:
+    """The id the seed's web server gives a tutor's avatar."""
+    return f"avatar_tutor_{tutor.pk}"
+
+
+def get_avatar(avatar_id: str) -> Avatar:
+    avatar = Avatar.objects.select_related("tutor").filter(avatar_id=avatar_id).first()
+    if avatar is None:
+        raise NotFound(f"Avatar '{avatar_id}' does not exist.")
+    return avatar
+
+
+def probe_video(local_path: Path) -> VideoInfo:
+    """Refuse at once a file that is not a usable video, with the contract's codes."""
+    try:
+        return probe(local_path, video_limits())
+    except PipelineError as exc:
+        if exc.code == "not_a_video":
+            raise UnsupportedMedia(exc.message, {"reason": exc.code}) from exc
+        raise InvalidVideo(exc.message, {"reason": exc.code, **exc.details}) from exc
+
+
+def resolve_import_path(video_path: str) -> Path:
+    """The file `video_path` names, if it lies inside an import folder after following links.
+
+    The refusal does not say whether the path exists outside the import folders, so the API
+    cannot be used to probe the server's filesystem.
+    """
+    if not isinstance(video_path, str) or not video_path.strip() or "\x00" in video_path:
+        raise InvalidRequest("video_path must be a file path.", {"field": "video_path"})
+    resolved = Path(video_path).resolve()
+    if not any(resolved.is_relative_to(folder) for folder in settings.AVATAR_IMPORT_DIRS):
+        raise InvalidRequest(
+            "video_path must be inside one of the server's import folders (setting AVATAR_IMPORT_DIRS); "
+            "or upload the file to /v1/avatars/upload instead.",
+            {"field": "video_path"},
+        )
+    if not resolved.exists():
+        raise NotFound(f"No video file at '{video_path}'.", {"field": "video_path"})
+    if not resolved.is_file():
+        raise InvalidRequest(f"'{video_path}' is not a file.", {"field": "video_path"})
+    return resolved
+
+
+def _tutor_or_404(tutor_id: int | None) -> Tutor | None:
+    if tutor_id is None:
+        return None
+    tutor = Tutor.objects.filter(pk=tutor_id).first()
+    if tutor is None:
+        raise NotFound(f"Tutor {tutor_id} does not exist.", {"field": "tutor_id"})
+    return tutor
+
+
+def _check_free(avatar_id: str) -> None:
+    if Avatar.objects.filter(avatar_id=avatar_id).exists():
+        raise AvatarExists(f"Avatar '{avatar_id}' already exists; delete it first or choose another id.")
+
+
+def create_avatar(
+    *,
+    avatar_id: str,
+    local_path: Path,
+    original_name: str,
+    source: str,
+    apply_blur: bool = False,
+    tutor_id: int | None = None,
+) -> Avatar:
+    """Store the video, write the queued row and queue the job; refuse (and keep nothing) if any
+    step fails. `local_path` is read, never moved or deleted."""
+    validate_avatar_id(avatar_id)
+    tutor = _tutor_or_404(tutor_id)
+    _check_free(avatar_id)
+    info = probe_video(local_path)
+    reservation = jobs.reserve()
+    stored_name = None
+    try:
+        with transaction.atomic():
+            avatar = Avatar.objects.create(
+                avatar_id=avatar_id,
+                tutor=tutor,
+                apply_blur=apply_blur,
+                source=source,
+                source_name=original_name[:255],
+                video=info.as_dict(),
+                state=AvatarState.QUEUED,
+            )
+            stored_name = storage.store_source(avatar_id, local_path, original_name)
+            avatar.source_file = stored_name
+            avatar.save(update_fields=["source_file"])
+    except IntegrityError as exc:
+        reservation.release()
+        if stored_name:
+            storage.remove_source(stored_name)
+        raise AvatarExists(f"Avatar '{avatar_id}' already exists; delete it first or choose another id.") from exc
+    except BaseException:
+        reservation.release()
+        if stored_name:
+            storage.remove_source(stored_name)
+        raise
+    reservation.submit(avatar_id)
+    logger.info("avatar %s: queued from %s (%s)", avatar_id, source, original_name)
+    return avatar
+
+
+def create_avatar_from_path(*, avatar_id: str, video_path: str, apply_blur: bool = False,
+                            tutor_id: int | None = None) -> Avatar:
+    """The seed's POST /v1/avatars: a video already on the server, inside an import folder."""
+    validate_avatar_id(avatar_id)
+    local_path = resolve_import_path(video_path)
+    return create_avatar(avatar_id=avatar_id, local_path=local_path, original_name=local_path.name,
+                         source=AvatarSource.PATH, apply_blur=apply_blur, tutor_id=tutor_id)
+
+
+def create_avatar_from_upload(*, avatar_id: str, local_path: Path, original_name: str,
+                              apply_blur: bool = False, tutor_id: int | None = None) -> Avatar:
+    """The seed's POST /v1/avatars/upload: `local_path` is the uploaded file's temporary copy."""
+    return create_avatar(avatar_id=avatar_id, local_path=local_path, original_name=original_name,
+                         source=AvatarSource.UPLOAD, apply_blur=apply_blur, tutor_id=tutor_id)
+
+
+def wait_for_avatar(avatar: Avatar, timeout_s: float) -> Avatar:
+    """Hold until the avatar is ready, failed or cancelled, or `timeout_s` passes; the row as it
+    then stands. Polls the row, so it works whichever process runs the job."""
+    deadline = time.monotonic() + min(max(0.0, timeout_s), MAX_WAIT_S)
+    while avatar.state not in FINAL_STATES and time.monotonic() < deadline:
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        fresh = Avatar.objects.select_related("tutor").filter(pk=avatar.pk).first()
+        if fresh is None:
+            break
+        avatar = fresh
+    return avatar
+
+
+def delete_avatar(avatar_id: str) -> None:
+    """Cancel a running job, then remove the row, its files and the tutor's reference to it."""
+    avatar = get_avatar(avatar_id)
+    if avatar.state in ACTIVE_STATES:
+        # The worker checks the flag between frames; it also removes its own work folder.
+        if not jobs.cancel(avatar_id, wait_s=10.0):
+            logger.warning("avatar %s: job did not stop within 10 s; deleting anyway", avatar_id)
+    with transaction.atomic():
+        Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
+        avatar.delete()
+    storage.remove_prepared(avatar_id)
+    storage.remove_source(avatar.source_file)
+    logger.info("avatar %s: deleted", avatar_id)
+
+
+def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
+    """Run the pipeline again from the stored source video (optionally changing the blur)."""
+    avatar = get_avatar(avatar_id)
+    if avatar.state in ACTIVE_STATES:
+        raise AvatarBusy(f"Avatar '{avatar_id}' is {avatar.state}; wait for it to finish or delete it.")
+    reservation = jobs.reserve()
+    try:
+        with transaction.atomic():
+            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
+            avatar.state = AvatarState.QUEUED
+            avatar.stage = None
+            avatar.progress = 0.0
+            avatar.frames_done = avatar.frames_total = 0
+            avatar.error_code = avatar.error_message = None
+            avatar.ready_at = None
+            if apply_blur is not None:
+                avatar.apply_blur = apply_blur
+            avatar.updated_at = timezone.now()
+            avatar.save()
+        # Files exist only for a ready avatar; the new run publishes its own.
+        storage.remove_prepared(avatar_id)
+    except BaseException:
+        reservation.release()
+        raise
+    reservation.submit(avatar_id)
+    return avatar
+
+
+def requeue_interrupted() -> int:
+    """Queue again the jobs a crash left queued or processing; run at server start."""
+    storage.clear_work_dirs()
+    interrupted = list(Avatar.objects.filter(state__in=ACTIVE_STATES).order_by("created_at"))
+    for avatar in interrupted:
+        Avatar.objects.filter(pk=avatar.pk).update(
+            state=AvatarState.QUEUED, stage=None, progress=0.0, frames_done=0, updated_at=timezone.now()
+        )
+        storage.remove_prepared(avatar.avatar_id)
+        jobs.submit(avatar.avatar_id)
+    if interrupted:
+        logger.info("re-queued %d interrupted avatar jobs", len(interrupted))
+    return len(interrupted)

@@ -1,0 +1,126 @@
+"""What one job does: run the pipeline on an avatar's source video and publish the result.
+
+Runs on a worker thread (or, later, in a worker process). The row is the truth: this module moves
+it through processing → ready / failed / cancelled, and files appear under the avatar's path only
+when it is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from avatars import storage
+from avatars.events import ProgressRecorder
+from avatars.models import ACTIVE_STATES, Avatar, AvatarState
+from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
+from tutors.models import Tutor
+
+logger = logging.getLogger(__name__)
+
+
+def video_limits() -> VideoLimits:
+    return VideoLimits(
+        min_duration_s=settings.AVATAR_MIN_DURATION_S,
+        max_duration_s=settings.AVATAR_MAX_DURATION_S,
+        min_short_side=settings.AVATAR_MIN_SHORT_SIDE,
+        max_long_side=settings.AVATAR_MAX_LONG_SIDE,
+    )
+
+
+def prepare_options(apply_blur: bool) -> PrepareOptions:
+    return PrepareOptions(
+        apply_blur=apply_blur,
+        crop_size=settings.AVATAR_CROP_SIZE,
+        frame_format=settings.AVATAR_FRAME_FORMAT,
+        jpeg_quality=settings.AVATAR_JPEG_QUALITY,
+        detect_every=settings.AVATAR_DETECT_EVERY,
+        min_face_ratio=settings.AVATAR_MIN_FACE_RATIO,
+        min_face_height=settings.AVATAR_MIN_FACE_HEIGHT,
+        limits=video_limits(),
+    )
+
+
+def run_avatar_job(avatar_id: str, cancel: threading.Event) -> None:
+    close_old_connections()
+    try:
+        _run(avatar_id, cancel)
+    finally:
+        # Worker threads outlive requests; never keep a connection (and SQLite's locks) idle.
+        connection.close()
+
+
+def _run(avatar_id: str, cancel: threading.Event) -> None:
+    avatar = Avatar.objects.filter(avatar_id=avatar_id).first()
+    if avatar is None or avatar.state not in ACTIVE_STATES:
+        return  # deleted, or finished by an earlier job, before this one started
+    run = avatar.run + 1
+    if cancel.is_set():
+        _finish(avatar, avatar.run, state=AvatarState.CANCELLED)
+        return
+    Avatar.objects.filter(pk=avatar.pk).update(
+        state=AvatarState.PROCESSING, stage="probe", progress=0.0, frames_done=0, frames_total=0,
+        run=run, error_code=None, error_message=None, updated_at=timezone.now(),
+    )
+    work_dir = storage.new_work_dir(avatar_id)
+    logger.info("avatar %s: run %d started", avatar_id, run)
+    try:
+        with storage.local_source(avatar.source_file) as source:
+            result = prepare(
+                source, work_dir, prepare_options(avatar.apply_blur),
+                on_progress=ProgressRecorder(avatar.pk, run), cancelled=cancel.is_set,
+            )
+        if cancel.is_set():
+            raise PipelineCancelled()
+        _publish(avatar, run, result)
+    except PipelineCancelled:
+        logger.info("avatar %s: run %d cancelled", avatar_id, run)
+        _finish(avatar, run, state=AvatarState.CANCELLED)
+    except PipelineError as exc:
+        logger.info("avatar %s: run %d failed: %s", avatar_id, run, exc.code)
+        _finish(avatar, run, state=AvatarState.FAILED, error_code=exc.code, error_message=exc.message)
+    except Exception:
+        logger.exception("avatar %s: run %d crashed", avatar_id, run)
+        _finish(avatar, run, state=AvatarState.FAILED, error_code="internal_error",
+                error_message="Preparing the avatar failed unexpectedly; reprocess it, and tell the "
+                "operators if it fails again.")
+    finally:
+        # After a successful publish the folder has moved; otherwise nothing of the run may remain.
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
+    """Move the prepared files into place, then mark the row ready and give the tutor its avatar."""
+    avatar_id = avatar.avatar_id
+    storage.publish_prepared(avatar_id, result.out_dir)
+    with transaction.atomic():
+        updated = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
+            state=AvatarState.READY, stage=None, progress=100.0,
+            frames_done=result.frame_count, frames_total=result.frame_count,
+            video=result.video.as_dict(),
+            faces={"detected_ratio": round(result.face_ratio, 4), "crop_size": result.crop_size},
+            ready_at=timezone.now(), updated_at=timezone.now(),
+        )
+        if updated:
+            if avatar.tutor_id is not None:
+                Tutor.objects.filter(pk=avatar.tutor_id).update(avatar_id=avatar_id)
+    if not updated:
+        # Deleted (or restarted) while the files were moving: what was just published belongs to no one.
+        storage.remove_prepared(avatar_id)
+        logger.info("avatar %s: run %d finished after its avatar was deleted; files removed", avatar_id, run)
+        return
+    logger.info("avatar %s: run %d ready (%d frames)", avatar_id, run, result.frame_count)
+
+
+def _finish(avatar: Avatar, run: int, *, state: str, error_code: str | None = None,
+            error_message: str | None = None) -> None:
+    """End a run that produced nothing: no files are left for a failed or cancelled avatar."""
+    storage.remove_prepared(avatar.avatar_id)
+    Avatar.objects.filter(pk=avatar.pk, run=run).update(
+        state=state, stage=None, error_code=error_code, error_message=error_message, updated_at=timezone.now(),
+    )

@@ -1,0 +1,220 @@
+"""Settings for the avatar backend.
+
+Every setting an operator may change is read from an environment variable, with an embedded
+default that needs nothing beyond the pip packages: SQLite, the in-memory channel layer and local
+files under DATA_DIR. The README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.replace(os.pathsep, ",").split(",") if item.strip()]
+
+
+# All mutable state of the embedded default lives here: database, sources, prepared avatars.
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The key from the environment, or one generated once and kept in the data folder."""
+    from_env = os.environ.get("DJANGO_SECRET_KEY")
+    if from_env:
+        return from_env
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        # O_EXCL: two processes starting at once must not each write a different key.
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    # daphne first: its runserver serves HTTP and WebSocket on one port.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "tutors",
+    "avatars",
+    "sessions_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tutorplatform.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "tutorplatform.wsgi.application"
+ASGI_APPLICATION = "tutorplatform.asgi.application"
+
+# SQLite in WAL mode: the worker threads write progress while requests read. IMMEDIATE
+# transactions plus a busy timeout make writers queue instead of failing with "database is locked".
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "db.sqlite3",
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        },
+        # A file, not SQLite's in-memory default: worker threads open their own connections.
+        "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
+    }
+}
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+# The embedded default has no separate web server for static files; Django serves them itself.
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
+
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "media/"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Uploads always stream to a temporary file, never into memory, whatever their size.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a request with no credentials gets 401 (with WWW-Authenticate), not 403.
+        "avatars.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["avatars.permissions.IsApiClient"],
+    "EXCEPTION_HANDLER": "avatars.api.errors.contract_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "UNAUTHENTICATED_USER": None,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "avatars": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+    },
+}
+
+# --- The avatar service ----------------------------------------------------------------------
+
+APP_VERSION = "0.1.0"
+
+# Where prepared avatars are published (avatar_path = AVATAR_ROOT/<avatar_id>), and where runs work
+# before they are published: the same filesystem, so that publishing is one atomic rename.
+AVATAR_ROOT = Path(env_str("AVATAR_ROOT", str(DATA_DIR / "avatars"))).resolve()
+AVATAR_WORK_DIR = Path(env_str("AVATAR_WORK_DIR", str(DATA_DIR / "work"))).resolve()
+
+# POST /v1/avatars may only read videos inside these folders (after following links).
+AVATAR_IMPORT_DIRS = [Path(p).resolve() for p in env_list("AVATAR_IMPORT_DIRS", [str(DATA_DIR / "import")])]
+
+AVATAR_WORKERS = env_int("AVATAR_WORKERS", 1)
+# Jobs waiting beyond the running ones; past it, creates answer 503 queue_full.
+AVATAR_QUEUE_LIMIT = env_int("AVATAR_QUEUE_LIMIT", 16)
+# Re-queue jobs a crash left queued/processing when the server starts.
+AVATAR_REQUEUE_ON_START = env_bool("AVATAR_REQUEUE_ON_START", True)
+
+AVATAR_MAX_UPLOAD_BYTES = env_int("AVATAR_MAX_UPLOAD_BYTES", 500 * 1024 * 1024)
+AVATAR_MIN_DURATION_S = env_float("AVATAR_MIN_DURATION_S", 1.0)
+AVATAR_MAX_DURATION_S = env_float("AVATAR_MAX_DURATION_S", 300.0)
+AVATAR_MIN_SHORT_SIDE = env_int("AVATAR_MIN_SHORT_SIDE", 240)
+AVATAR_MAX_LONG_SIDE = env_int("AVATAR_MAX_LONG_SIDE", 4096)
+# Share of frames that must show a face, and smallest face height as a share of the frame height.
+AVATAR_MIN_FACE_RATIO = env_float("AVATAR_MIN_FACE_RATIO", 0.9)
+AVATAR_MIN_FACE_HEIGHT = env_float("AVATAR_MIN_FACE_HEIGHT", 0.08)
+
+AVATAR_CROP_SIZE = env_int("AVATAR_CROP_SIZE", 256)
+AVATAR_FRAME_FORMAT = env_str("AVATAR_FRAME_FORMAT", "jpg")  # "jpg" or "png"
+AVATAR_JPEG_QUALITY = env_int("AVATAR_JPEG_QUALITY", 95)
+# Run the face detector on every k-th frame (and on every frame while the face is lost).
+AVATAR_DETECT_EVERY = env_int("AVATAR_DETECT_EVERY", 5)

@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import TemplateView
+from django.views.static import serve
+
+from avatars.health import health
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("health", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("v1/", include("avatars.api.urls")),
+]
+
+if settings.SERVE_STATIC:
+    # The embedded default runs no separate web server; serve the collected static files here.
+    urlpatterns.append(re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}))
+
+handler404 = "tutorplatform.errors.not_found"
+handler500 = "tutorplatform.errors.server_error"
