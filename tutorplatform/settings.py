@@ -211,7 +211,7 @@ AVATAR_MIN_SHORT_SIDE = env_int("AVATAR_MIN_SHORT_SIDE", 240)
 AVATAR_MAX_LONG_SIDE = env_int("AVATAR_MAX_LONG_SIDE", 4096)
 # Share of frames that must show a face, and smallest face height as a share of the frame height.
 AVATAR_MIN_FACE_RATIO = env_float("AVATAR_MIN_FACE_RATIO", 0.9)
-AVATAR_MIN_FACE_HEIGHT = env_float("AVATAR_MIN_FACE_HEIGHT", 0.08)
+AVATAR_MIN_FACE_HEIGHT = env_float("AVATAR_MIN_FACE_HEIGHT", 0.1)
 
 AVATAR_CROP_SIZE = env_int("AVATAR_CROP_SIZE", 256)
 AVATAR_FRAME_FORMAT = env_str("AVATAR_FRAME_FORMAT", "jpg")  # "jpg" or "png"

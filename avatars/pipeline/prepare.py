@@ -23,7 +23,7 @@ import numpy as np
 from avatars.pipeline import blur, track
 from avatars.pipeline.detect import FaceBox, FaceDetector, HaarFaceDetector
 from avatars.pipeline.errors import PipelineCancelled, PipelineError
-from avatars.pipeline.video import VideoInfo, VideoLimits, check_decoded_duration, iter_frames, probe
+from avatars.pipeline.video import VideoInfo, VideoLimits, check_decoded_duration, iter_frames, open_capture, probe
 from avatars.pipeline.writer import FrameWriteError, FrameWriter, write_image
 
 MANIFEST_VERSION = 1
@@ -53,8 +53,8 @@ class PrepareOptions:
     detect_every: int = 5
     # A face must be seen (or bridged) in this share of frames.
     min_face_ratio: float = 0.9
-    # The face's median height must be at least this share of the frame height.
-    min_face_height: float = 0.08
+    # The face's median height (the detector's box) must be at least this share of the frame height.
+    min_face_height: float = 0.1
     # Misses up to this long (a blink, a hand passing) are bridged.
     bridge_gap_s: float = 1.0
     # A second face in more than this share of detected frames fails the run.
@@ -132,9 +132,8 @@ def _prepare(
 
     started = time.perf_counter()
     report("track", 0, 1)
-    max_gap = max(options.detect_every, round(options.bridge_gap_s * info.fps))
-    raw_track = track.build_track(found.faces, found.frame_count, max_gap)
-    _check_faces(raw_track, found, info, options)
+    raw_track = track.build_track(found.faces, found.frame_count, _max_gap(info.fps, options))
+    _check_faces(raw_track, found, info, options, video_path)
     smooth = track.smooth_track(raw_track, info.fps)
     boxes = track.crop_boxes(smooth, info.width, info.height)
     report("track", 1, 1)
@@ -208,13 +207,15 @@ def _detect_faces(
 ) -> _Detections:
     """First pass: run the detector on every k-th frame, and on every frame while the face is lost."""
     max_frames = int(options.limits.max_duration_s * info.fps) + 1
+    associator = track.FaceAssociator(_max_gap(info.fps, options))
     faces: dict[int, FaceBox] = {}
     attempts = multi_face_frames = 0
     lost = False
     step = _progress_step(info.frame_count)
+    last_index = info.frame_count - 1  # from the header; detecting there avoids holding a stale box at the end
 
     def wanted(index: int) -> bool:
-        return lost or index % options.detect_every == 0
+        return lost or index % options.detect_every == 0 or index == last_index
 
     frame_count = 0
     report("detect", 0, info.frame_count)
@@ -226,11 +227,12 @@ def _detect_faces(
             check_decoded_duration(frame_count, info.fps, options.limits)
         if frame is not None:
             attempts += 1
-            found = detector.detect(frame)
-            lost = not found
-            if found:
-                faces[index] = found[0]
-                if _has_second_face(found):
+            candidates = detector.detect(frame)
+            chosen = associator.choose(index, candidates)
+            lost = chosen is None
+            if chosen is not None:
+                faces[index] = chosen
+                if _has_second_face(chosen, candidates):
                     multi_face_frames += 1
         if frame_count % step == 0:
             report("detect", frame_count, max(info.frame_count, frame_count))
@@ -238,20 +240,30 @@ def _detect_faces(
     return _Detections(faces, frame_count, attempts, multi_face_frames)
 
 
-def _has_second_face(faces: list[FaceBox]) -> bool:
-    """Whether a face besides the surest one is about as sure and as large, and elsewhere."""
-    best = faces[0]
-    for other in faces[1:]:
+def _max_gap(fps: float, options: PrepareOptions) -> int:
+    return max(options.detect_every, round(options.bridge_gap_s * fps))
+
+
+def _has_second_face(best: FaceBox, faces: list[FaceBox]) -> bool:
+    """Whether a face besides the tutor's is about as sure and as large, and elsewhere."""
+    for other in faces:
+        if other is best:
+            continue
         apart = abs(other.cx - best.cx) > (best.w + other.w) / 2 or abs(other.cy - best.cy) > (best.h + other.h) / 2
         if apart and other.score >= max(3.0, 0.5 * best.score) and other.size >= 0.6 * best.size:
             return True
     return False
 
 
-def _check_faces(face_track: track.FaceTrack, found: _Detections, info: VideoInfo, options: PrepareOptions) -> None:
+def _check_faces(face_track: track.FaceTrack, found: _Detections, info: VideoInfo, options: PrepareOptions,
+                 video_path: Path) -> None:
     """The quality gates that need the detections: no_face, face_too_small, multiple_faces."""
     ratio = face_track.face_ratio
     if ratio < options.min_face_ratio:
+        # A face too small for the detector's working size is still worth naming as such.
+        small = _small_face_height(video_path, info)
+        if small is not None and small < options.min_face_height:
+            raise _face_too_small(small, options)
         raise PipelineError(
             "no_face",
             f"A face was found in only {ratio:.0%} of the frames (at least {options.min_face_ratio:.0%} needed). "
@@ -261,12 +273,7 @@ def _check_faces(face_track: track.FaceTrack, found: _Detections, info: VideoInf
     heights = np.array([face.h for face in found.faces.values()])
     face_height = float(np.median(heights)) / info.height
     if face_height < options.min_face_height:
-        raise PipelineError(
-            "face_too_small",
-            f"The face fills only {face_height:.0%} of the frame height (at least {options.min_face_height:.0%} "
-            "needed). Move the camera closer or zoom in so head and shoulders fill the picture.",
-            {"face_height_ratio": round(face_height, 4)},
-        )
+        raise _face_too_small(face_height, options)
     detected = max(1, len(found.faces))
     multi_ratio = found.multi_face_frames / detected
     if multi_ratio > options.max_multiple_faces_ratio:
@@ -275,6 +282,33 @@ def _check_faces(face_track: track.FaceTrack, found: _Detections, info: VideoInf
             f"A second face is visible in {multi_ratio:.0%} of the frames. Record the tutor alone in the picture.",
             {"multiple_faces_ratio": round(multi_ratio, 4)},
         )
+
+
+def _face_too_small(face_height: float, options: PrepareOptions) -> PipelineError:
+    return PipelineError(
+        "face_too_small",
+        f"The face fills only {face_height:.0%} of the frame height (at least {options.min_face_height:.0%} "
+        "needed). Move the camera closer or zoom in so head and shoulders fill the picture.",
+        {"face_height_ratio": round(face_height, 4)},
+    )
+
+
+def _small_face_height(video_path: Path, info: VideoInfo, samples: int = 5) -> float | None:
+    """Median face height (share of the frame) on a few frames at full detail, if most show one."""
+    fine = HaarFaceDetector(detect_height=min(info.width, info.height, 1080))
+    capture = open_capture(video_path)
+    heights = []
+    try:
+        total = max(1, info.frame_count)
+        for position in np.linspace(0, total - 1, samples).astype(int):
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(position))
+            ok, frame = capture.read()
+            faces = fine.detect(frame) if ok else []
+            if faces:
+                heights.append(faces[0].h / info.height)
+    finally:
+        capture.release()
+    return float(np.median(heights)) if len(heights) > samples // 2 else None
 
 
 def _write_frames(

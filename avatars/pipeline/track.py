@@ -45,6 +45,52 @@ class FaceTrack:
         return runs
 
 
+class FaceAssociator:
+    """Picks, among a frame's detections, the one that continues the tutor's face track.
+
+    Haar cascades fire on faces that are not there (a helmet rim, a poster), with fewer
+    neighbours than a real face; such a box often persists while the real face is covered. So a
+    detection is accepted if it continues the track (near the last face, of similar size), or
+    else if it is at least half as sure as the faces accepted so far. Decisions are online,
+    because the first pass uses them to decide where to run the detector next.
+    """
+
+    def __init__(self, max_gap: int) -> None:
+        self.max_gap = max_gap
+        self.last: FaceBox | None = None
+        self.last_index = -1
+        self.scores: list[float] = []
+
+    def _typical_score(self) -> float:
+        return float(np.median(self.scores[-50:])) if self.scores else 0.0
+
+    def _continues(self, candidate: FaceBox, index: int) -> bool:
+        last = self.last
+        assert last is not None
+        frames = index - self.last_index
+        reach = min(1.0, 0.5 + 0.02 * frames) * last.size
+        distance = float(np.hypot(candidate.cx - last.cx, candidate.cy - last.cy))
+        return distance <= reach and 0.67 <= candidate.size / last.size <= 1.5
+
+    def choose(self, index: int, candidates: list[FaceBox]) -> FaceBox | None:
+        """The face of frame `index` among `candidates` (surest first), or None."""
+        if not candidates:
+            return None
+        typical = self._typical_score()
+        best = candidates[0]
+        fresh = self.last is not None and index - self.last_index <= self.max_gap
+        near = [c for c in candidates if self._continues(c, index)] if fresh else []
+        pick = near[0] if near else None
+        if pick is None or (best is not pick and best.score >= 2 * pick.score):
+            # Nothing continues the track (the face moved fast, or came back), or something far
+            # stronger is elsewhere: take the surest face only if it is as sure as a real one.
+            pick = best if best.score >= 0.5 * typical else pick
+        if pick is not None:
+            self.last, self.last_index = pick, index
+            self.scores.append(pick.score)
+        return pick
+
+
 def build_track(detections: dict[int, FaceBox], frame_count: int, max_gap: int) -> FaceTrack:
     """Interpolate `detections` (frame index → face) over `frame_count` frames.
 

@@ -1,0 +1,60 @@
+"""Probing: what is refused before decoding the whole video, and with which code."""
+
+from __future__ import annotations
+
+import pytest
+
+from avatars.pipeline import PipelineError, VideoLimits, probe
+from avatars.pipeline.video import sniff_container
+
+
+def test_probe_reads_the_facts_of_a_video(face_video):
+    info = probe(face_video[0], VideoLimits())
+    assert (info.width, info.height, info.fps, info.frame_count) == (640, 360, 25.0, 50)
+    assert info.duration_s == 2.0 and info.container == "mp4"
+
+
+@pytest.mark.parametrize(
+    "fixture, code",
+    [
+        ("not_a_video", "not_a_video"),
+        ("picture_named_mp4", "not_a_video"),
+        ("short_video", "too_short"),
+        ("low_res_video", "resolution_too_low"),
+    ],
+)
+def test_probe_refuses_with_a_named_code(request, fixture, code):
+    with pytest.raises(PipelineError) as caught:
+        probe(request.getfixturevalue(fixture), VideoLimits())
+    assert caught.value.code == code
+    assert caught.value.message
+
+
+def test_too_long_uses_the_configured_limit(face_video):
+    with pytest.raises(PipelineError) as caught:
+        probe(face_video[0], VideoLimits(max_duration_s=1.0))
+    assert caught.value.code == "too_long"
+
+
+def test_truncated_mp4_is_unreadable(face_video, tmp_path):
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(face_video[0].read_bytes()[:2000])
+    with pytest.raises(PipelineError) as caught:
+        probe(truncated, VideoLimits())
+    assert caught.value.code == "unreadable_video"
+
+
+def test_empty_file_is_not_a_video(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(PipelineError) as caught:
+        probe(empty, VideoLimits())
+    assert caught.value.code == "not_a_video"
+
+
+def test_sniff_recognises_common_containers():
+    assert sniff_container(b"\x00\x00\x00\x20ftypisom" + b"\x00" * 8) == "mp4"
+    assert sniff_container(b"\x1a\x45\xdf\xa3" + b"\x00" * 8) == "matroska"
+    assert sniff_container(b"RIFF\x00\x00\x00\x00AVI LIST") == "avi"
+    assert sniff_container(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8) is None
+    assert sniff_container(b"%PDF-1.7") is None

@@ -1,0 +1,107 @@
+"""Fixtures shared by every test: isolated data folders, API keys, generated face videos."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Tests never touch ./data: unless told otherwise, all state goes to a fresh temporary folder.
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="avatar-tests-"))
+
+import pytest  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+from testsupport.videos import drifting, write_face_video  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_storage(settings, tmp_path: Path):
+    """Each test gets its own media, avatar, work and import folders."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.AVATAR_ROOT = tmp_path / "avatars"
+    settings.AVATAR_WORK_DIR = tmp_path / "work"
+    settings.AVATAR_IMPORT_DIRS = [(tmp_path / "import").resolve()]
+    (tmp_path / "import").mkdir()
+    yield tmp_path
+
+
+@pytest.fixture(autouse=True)
+def jobs_finish_before_teardown():
+    """A job still running when a test ends would write into the next test's database."""
+    yield
+    from avatars import jobs
+
+    if jobs._runner is not None:
+        assert jobs._runner.wait_idle(60), "a background job did not finish within 60 s"
+
+
+@pytest.fixture
+def api_key(db) -> str:
+    from avatars.models import ApiKey
+
+    return ApiKey.issue("tests")[1]
+
+
+@pytest.fixture
+def client_with_key(api_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=api_key)
+    return client
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every file below `folder` (nothing if it does not exist)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def face_video(video_dir: Path) -> tuple[Path, list]:
+    """2 s, 640x360, the astronaut drifting and zooming: (path, true face box per frame)."""
+    path = video_dir / "face.mp4"
+    truth = write_face_video(path, width=640, height=360, seconds=2.0, motion=drifting(640, 360, period_s=2.0))
+    return path, truth
+
+
+@pytest.fixture(scope="session")
+def no_face_video(video_dir: Path) -> Path:
+    path = video_dir / "no_face.mp4"
+    write_face_video(path, width=640, height=360, seconds=2.0, with_face=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def short_video(video_dir: Path) -> Path:
+    path = video_dir / "short.mp4"
+    write_face_video(path, width=640, height=360, seconds=0.3)
+    return path
+
+
+@pytest.fixture(scope="session")
+def low_res_video(video_dir: Path) -> Path:
+    path = video_dir / "low_res.mp4"
+    write_face_video(path, width=320, height=180, seconds=2.0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def not_a_video(video_dir: Path) -> Path:
+    path = video_dir / "notes.mp4"
+    path.write_bytes(b"These are lesson notes, not a video.\n" * 100)
+    return path
+
+
+@pytest.fixture(scope="session")
+def picture_named_mp4(video_dir: Path) -> Path:
+    import cv2
+
+    from testsupport.videos import astronaut_bgr
+
+    path = video_dir / "picture.mp4"
+    path.write_bytes(cv2.imencode(".png", astronaut_bgr())[1].tobytes())
+    return path
