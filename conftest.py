@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-# Tests never touch ./data: unless told otherwise, all state goes to a fresh temporary folder.
-os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="avatar-tests-"))
+import pytest
+from rest_framework.test import APIClient
 
-import pytest  # noqa: E402
-from rest_framework.test import APIClient  # noqa: E402
-
-from testsupport.videos import drifting, write_face_video  # noqa: E402
+from testsupport.videos import drifting, write_face_video
 
 
 @pytest.fixture(autouse=True)

@@ -32,11 +32,20 @@ class SizeLimitUploadHandler(FileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         self.received += len(raw_data)
         if self.received > self.limit:
+            self._discard_partial_files()
             raise too_large(self.limit)
         return raw_data  # pass the chunk on to the handler that stores it
 
     def file_complete(self, file_size: int):
         return None
+
+    def _discard_partial_files(self) -> None:
+        # The storing handler after this one holds a half-written temporary file; closing it
+        # deletes it now rather than whenever the garbage collector gets to it.
+        for handler in getattr(self.request, "upload_handlers", []):
+            partial = getattr(handler, "file", None)
+            if handler is not self and partial is not None:
+                partial.close()
 
 
 @contextmanager

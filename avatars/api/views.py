@@ -29,9 +29,13 @@ def _validated(serializer_class, data) -> dict:
     return serializer.validated_data
 
 
-def _created(request, avatar, message: str) -> Response:
+def _wait_seconds(request) -> float:
+    # Read before anything is created: a bad ?wait= must not leave an avatar behind its 400.
+    return _validated(WaitQuerySerializer, request.query_params)["wait"]
+
+
+def _created(avatar, message: str, wait_s: float) -> Response:
     """The seed's 201: the avatar resource plus status/message/mock, optionally after ?wait=N."""
-    wait_s = _validated(WaitQuerySerializer, request.query_params)["wait"]
     if wait_s:
         avatar = services.wait_for_avatar(avatar, wait_s)
     body = {"status": "success", "message": message, "mock": False, **avatar_resource(avatar)}
@@ -47,9 +51,10 @@ class AvatarListCreateView(APIView):
         return Response({"total": total, "avatars": avatar_ids})
 
     def post(self, request):
+        wait_s = _wait_seconds(request)
         data = _validated(CreateFromPathSerializer, request.data)
         avatar = services.create_avatar_from_path(**data)
-        return _created(request, avatar, f"Avatar '{avatar.avatar_id}' accepted; it is being prepared.")
+        return _created(avatar, f"Avatar '{avatar.avatar_id}' accepted; it is being prepared.", wait_s)
 
 
 class AvatarUploadView(APIView):
@@ -64,13 +69,14 @@ class AvatarUploadView(APIView):
         limit = settings.AVATAR_MAX_UPLOAD_BYTES
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 64 * 1024:  # form fields' overhead
             raise too_large(limit)
+        wait_s = _wait_seconds(request)
         data = _validated(CreateFromUploadSerializer, request.data)
         upload = data.pop("video_file")
         with local_copy(upload) as local_path:
             avatar = services.create_avatar_from_upload(
                 local_path=local_path, original_name=upload.name or "video", **data
             )
-        return _created(request, avatar, f"Avatar '{avatar.avatar_id}' uploaded; it is being prepared.")
+        return _created(avatar, f"Avatar '{avatar.avatar_id}' uploaded; it is being prepared.", wait_s)
 
 
 class AvatarDetailView(APIView):

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+
+@pytest.mark.django_db
+def test_health_is_open_and_reports_device_and_queue():
+    response = Client().get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["device"] in ("cpu", "cuda:0")
+    assert body["workers"] == 1 and body["queued"] >= 0 and body["processing"] >= 0 and body["version"]
+
+
+@pytest.mark.django_db
+def test_health_is_503_degraded_when_the_data_folder_is_unusable(settings, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings.AVATAR_ROOT = blocker / "avatars"
+    response = Client().get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "degraded" and "data folder" in response.json()["reason"]
