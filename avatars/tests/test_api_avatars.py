@@ -23,6 +23,15 @@ RESOURCE_FIELDS = {
 }
 
 
+# Files refused at once, by fixture name, with the answer they get.
+BAD_VIDEOS = [
+    ("not_a_video", 415, "unsupported_media"),
+    ("picture_named_mp4", 415, "unsupported_media"),
+    ("short_video", 422, "invalid_video"),
+    ("low_res_video", 422, "invalid_video"),
+]
+
+
 def upload(client: APIClient, video: Path, avatar_id: str = "avatar_tutor_1", query: str = "", **fields):
     data = {"avatar_id": avatar_id, "video_file": SimpleUploadedFile(video.name, video.read_bytes(), "video/mp4"), **fields}
     return client.post(f"/v1/avatars/upload{query}", data, format="multipart")
@@ -161,15 +170,7 @@ def test_duplicate_avatar_id_is_409_and_leaves_the_first_untouched(client_with_k
     assert files_under(isolated_storage / "avatars") == files_before
 
 
-@pytest.mark.parametrize(
-    "fixture, status, code",
-    [
-        ("not_a_video", 415, "unsupported_media"),
-        ("picture_named_mp4", 415, "unsupported_media"),
-        ("short_video", 422, "invalid_video"),
-        ("low_res_video", 422, "invalid_video"),
-    ],
-)
+@pytest.mark.parametrize("fixture, status, code", BAD_VIDEOS)
 def test_create_from_path_refuses_bad_videos_at_once(client_with_key, isolated_storage, request, fixture, status, code):
     path = import_video(isolated_storage, request.getfixturevalue(fixture))
     response = client_with_key.post("/v1/avatars", {"avatar_id": "a1", "video_path": str(path)}, format="json")
@@ -212,15 +213,7 @@ def test_upload_without_a_file_is_400(client_with_key, isolated_storage):
     assert_nothing_kept(isolated_storage)
 
 
-@pytest.mark.parametrize(
-    "fixture, status, code",
-    [
-        ("not_a_video", 415, "unsupported_media"),
-        ("picture_named_mp4", 415, "unsupported_media"),
-        ("short_video", 422, "invalid_video"),
-        ("low_res_video", 422, "invalid_video"),
-    ],
-)
+@pytest.mark.parametrize("fixture, status, code", BAD_VIDEOS)
 def test_upload_refuses_bad_videos_at_once_and_keeps_nothing(client_with_key, isolated_storage, request, fixture, status, code):
     response = upload(client_with_key, request.getfixturevalue(fixture), "a1")
     body = assert_error(response, status, code)
