@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AvatarsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "avatars"
+
+    def ready(self) -> None:
+        from avatars import checks  # noqa: F401  (registers the start-up checks)

@@ -19,6 +19,7 @@ from avatars import storage
 from avatars.events import ProgressRecorder
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
+from avatars.pipeline.device import compute_device
 from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ def prepare_options(apply_blur: bool) -> PrepareOptions:
         detect_every=settings.AVATAR_DETECT_EVERY,
         min_face_ratio=settings.AVATAR_MIN_FACE_RATIO,
         min_face_height=settings.AVATAR_MIN_FACE_HEIGHT,
+        max_multiple_faces_ratio=settings.AVATAR_MAX_MULTIPLE_FACES_RATIO,
+        face_model=settings.AVATAR_FACE_MODEL or None,
+        device=compute_device(),
         limits=video_limits(),
     )
 

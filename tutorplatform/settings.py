@@ -211,10 +211,15 @@ AVATAR_MIN_SHORT_SIDE = env_int("AVATAR_MIN_SHORT_SIDE", 240)
 AVATAR_MAX_LONG_SIDE = env_int("AVATAR_MAX_LONG_SIDE", 4096)
 # Share of frames that must show a face, and smallest face height as a share of the frame height.
 AVATAR_MIN_FACE_RATIO = env_float("AVATAR_MIN_FACE_RATIO", 0.9)
-AVATAR_MIN_FACE_HEIGHT = env_float("AVATAR_MIN_FACE_HEIGHT", 0.1)
+AVATAR_MIN_FACE_HEIGHT = env_float("AVATAR_MIN_FACE_HEIGHT", 0.15)
+# A second face in more than this share of the whole-frame searches fails the job (multiple_faces).
+AVATAR_MAX_MULTIPLE_FACES_RATIO = env_float("AVATAR_MAX_MULTIPLE_FACES_RATIO", 0.5)
 
 AVATAR_CROP_SIZE = env_int("AVATAR_CROP_SIZE", 256)
 AVATAR_FRAME_FORMAT = env_str("AVATAR_FRAME_FORMAT", "jpg")  # "jpg" or "png"
 AVATAR_JPEG_QUALITY = env_int("AVATAR_JPEG_QUALITY", 95)
-# Run the face detector on every k-th frame (and on every frame while the face is lost).
+# Search for the face near its last place every k-th frame (the whole frame every 2 s, and on
+# every frame while the face is lost).
 AVATAR_DETECT_EVERY = env_int("AVATAR_DETECT_EVERY", 5)
+# An OpenCV YuNet face-detector model (ONNX file); empty: the Haar cascade OpenCV ships.
+AVATAR_FACE_MODEL = env_str("AVATAR_FACE_MODEL", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,7 +12,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A detected face in full-frame pixels; `score` orders faces by confidence (higher is surer)."""
+    """A detected face in full-frame pixels; `score` orders faces by confidence (higher is surer;
+    each detector has its own scale)."""
 
     x: float
     y: float
@@ -35,44 +37,108 @@ class FaceBox:
 class FaceDetector(Protocol):
     name: str
 
-    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
-        """Faces in one (H, W, 3) uint8 BGR frame, surest first; empty when there is none."""
+    def detect(self, frame_bgr: np.ndarray, near: FaceBox | None = None) -> list[FaceBox]:
+        """Faces in one (H, W, 3) uint8 BGR frame, surest first; empty when there is none.
+
+        `near`, when given, is where the face was a moment ago: a detector may search only
+        around it, at about its size (the caller runs a full search when it needs one).
+        """
+
+
+def working_height(min_face_height: float) -> int:
+    """The smallest detection height at which a face of `min_face_height` (share of the frame
+    height) still fills the Haar cascade's 24-pixel window, with a little margin."""
+    return int(min(480, max(120, np.ceil(26 / max(min_face_height, 0.01)))))
 
 
 class HaarFaceDetector:
     """The frontal-face Haar cascade that opencv-python ships: no download, runs on any CPU.
 
-    It runs on a grey copy downscaled so its shorter side is `detect_height` pixels (a 720p frame
-    costs ~16 ms at 320x180, against ~100 ms at full size). The cascade's window is 24 pixels, so
-    faces smaller than 24/`detect_height` of the frame are not seen; 240 finds faces down to a
-    tenth of the frame height. Faces are ranked by the cascade's neighbour count rather than by
-    size: measured here, the largest box picked a shirt collar in 24 of 500 frames, the box with
-    the most neighbours was right in 499.
+    It runs on a grey, equalised copy whose shorter side is `detect_height` pixels: a full search
+    of a 720p frame costs ~18 ms there (OpenCV spreads it over both cores) against ~100 ms at full
+    size. A search near the last face, at about its size, costs a fraction of that. Faces are
+    ranked by the cascade's neighbour count rather than by size: measured here, the largest box
+    picked a shirt collar in 24 of 500 frames, the box with the most neighbours was right in 499.
     """
 
     name = "opencv-haar-frontalface-default"
 
-    def __init__(self, detect_height: int = 240) -> None:
+    def __init__(self, detect_height: int = 160) -> None:
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
             raise RuntimeError(f"OpenCV's Haar cascade could not be loaded from {path}")
         self.detect_height = detect_height
 
-    def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
+    def detect(self, frame_bgr: np.ndarray, near: FaceBox | None = None) -> list[FaceBox]:
         height, width = frame_bgr.shape[:2]
         scale = min(1.0, self.detect_height / min(width, height))
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         if scale < 1.0:
             grey = cv2.resize(grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        # Equalising makes the cascade far less sensitive to exposure and brightness drift.
+        # Equalising makes the cascade far less sensitive to exposure and brightness drift; it is
+        # done on the whole frame so that scores of full and local searches compare.
         grey = cv2.equalizeHist(grey)
-        boxes, neighbours = self._cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=4, minSize=(24, 24))
+        x0 = y0 = 0
+        min_side, max_side = 24, 0
+        if near is not None:
+            side = near.size * scale
+            x0 = max(0, int((near.cx - 1.5 * near.size) * scale))
+            y0 = max(0, int((near.cy - 1.5 * near.size) * scale))
+            x1 = min(grey.shape[1], int((near.cx + 1.5 * near.size) * scale) + 1)
+            y1 = min(grey.shape[0], int((near.cy + 1.5 * near.size) * scale) + 1)
+            grey = np.ascontiguousarray(grey[y0:y1, x0:x1])
+            min_side, max_side = max(24, int(0.7 * side)), int(1.45 * side) + 1
+        if grey.shape[0] < min_side or grey.shape[1] < min_side:
+            return []
+        boxes, neighbours = self._cascade.detectMultiScale2(
+            grey, scaleFactor=1.1, minNeighbors=4, minSize=(min_side, min_side), maxSize=(max_side, max_side)
+        )
         if len(boxes) == 0:
             return []
         faces = [
-            FaceBox(x / scale, y / scale, w / scale, h / scale, float(n))
+            FaceBox((x + x0) / scale, (y + y0) / scale, w / scale, h / scale, float(n))
             for (x, y, w, h), n in zip(boxes, np.ravel(neighbours))
         ]
         faces.sort(key=lambda face: face.score, reverse=True)
         return faces
+
+
+class YuNetFaceDetector:
+    """OpenCV's YuNet face detector (a small CNN, far better than Haar at angles and in poor
+    light), for operators who have its ONNX file (face_detection_yunet_*.onnx); nothing here
+    downloads it. It always searches the whole frame; it is fast enough to."""
+
+    name = "opencv-yunet"
+
+    def __init__(self, model_path: str | os.PathLike, detect_height: int = 320, score_threshold: float = 0.7) -> None:
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"YuNet model file not found: {model_path}")
+        self.model_path = os.fspath(model_path)
+        self.detect_height = detect_height
+        self._detector = cv2.FaceDetectorYN.create(self.model_path, "", (320, 320), score_threshold, 0.3, 50)
+        self._input_size: tuple[int, int] | None = None
+
+    def detect(self, frame_bgr: np.ndarray, near: FaceBox | None = None) -> list[FaceBox]:
+        height, width = frame_bgr.shape[:2]
+        scale = min(1.0, self.detect_height / min(width, height))
+        small = frame_bgr if scale == 1.0 else cv2.resize(
+            frame_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+        )
+        size = (small.shape[1], small.shape[0])
+        if size != self._input_size:
+            self._detector.setInputSize(size)
+            self._input_size = size
+        _, rows = self._detector.detect(small)
+        if rows is None:
+            return []
+        faces = [FaceBox(r[0] / scale, r[1] / scale, r[2] / scale, r[3] / scale, float(r[14])) for r in rows]
+        faces.sort(key=lambda face: face.score, reverse=True)
+        return faces
+
+
+def make_detector(model_path: str | None, min_face_height: float) -> FaceDetector:
+    """YuNet when a model file is named, else the Haar cascade sized for `min_face_height`."""
+    if model_path:
+        return YuNetFaceDetector(model_path)
+    return HaarFaceDetector(detect_height=working_height(min_face_height))

@@ -1,10 +1,15 @@
-"""The preparation run: probe → detect → track → write → finalize.
+"""The preparation run: probe → frames → finalize, in one streaming pass over the video.
 
-Two streaming passes over the video. The first decodes every frame and runs the detector on a
-subset; what it keeps is a few numbers per frame. The boxes are then smoothed over the whole
-clip (which needs the future as well as the past, hence two passes), and the second pass decodes
-again, crops, optionally blurs, and hands the images to a writer thread. Decoding twice costs
-~1.7 ms a 720p frame; holding the frames instead would cost ~1.4 GB per 20 s of 720p.
+The decoding thread runs the face detector on a subset of frames (a full search now and then,
+a search near the last face in between, a full search on every frame while the face is lost)
+and feeds the online tracker. A frame waits in a short buffer until the tracker's smoothed box
+for it is final (a fraction of a second of future is needed), then goes to the writer threads,
+which crop, blur if asked, encode and write it. Memory is bounded by that buffer, not by the
+video's length, and each frame is decoded once.
+
+Quality gates that need the whole video (share of frames with a face, face size, a second face)
+are checked at the end; a run that fails them leaves nothing, like any failed run. A video whose
+frames without a face already exceed the allowance stops early.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import pickle
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,26 +26,34 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatars.pipeline import blur, track
-from avatars.pipeline.detect import FaceBox, FaceDetector, HaarFaceDetector
+from avatars.pipeline import blur
+from avatars.pipeline.detect import FaceBox, FaceDetector, HaarFaceDetector, make_detector
 from avatars.pipeline.errors import PipelineCancelled, PipelineError
-from avatars.pipeline.video import VideoInfo, VideoLimits, check_decoded_duration, iter_frames, open_capture, probe
-from avatars.pipeline.writer import FrameWriteError, FrameWriter, write_image
+from avatars.pipeline.track import FaceTracker, TrackedBox, frames_without_face
+from avatars.pipeline.video import (
+    FramePool,
+    VideoInfo,
+    VideoLimits,
+    check_decoded_duration,
+    iter_frames,
+    open_capture,
+    probe,
+)
+from avatars.pipeline.writer import BlurFunction, FrameWriteError, FrameWriterPool, write_image
 
 MANIFEST_VERSION = 1
-STAGES = ("probe", "detect", "track", "write", "finalize")
+STAGES = ("probe", "frames", "finalize")
 
-# Share of the overall progress each stage ends at; writing dominates the run time.
-_STAGE_END = {"probe": 2.0, "detect": 40.0, "track": 42.0, "write": 97.0, "finalize": 100.0}
-_STAGE_START = {"probe": 0.0, "detect": 2.0, "track": 40.0, "write": 42.0, "finalize": 97.0}
+# Share of the overall progress (percent) each stage starts and ends at.
+_STAGE_SPAN = {"probe": (0.0, 1.0), "frames": (1.0, 98.0), "finalize": (98.0, 100.0)}
 
 ProgressCallback = Callable[[str, int, int], None]
 CancelCheck = Callable[[], bool]
 
 
 def overall_progress(stage: str, done: int, total: int) -> float:
-    """Percent (0–100) of the whole run when `done` of `total` frames of `stage` are finished."""
-    start, end = _STAGE_START[stage], _STAGE_END[stage]
+    """Percent (0–100) of the whole run when `done` of `total` units of `stage` are finished."""
+    start, end = _STAGE_SPAN[stage]
     fraction = min(1.0, done / total) if total > 0 else 0.0
     return round(start + (end - start) * fraction, 1)
 
@@ -50,15 +64,22 @@ class PrepareOptions:
     crop_size: int = 256
     frame_format: str = "jpg"  # "jpg" or "png" for full frames; crops are always PNG
     jpeg_quality: int = 95
+    # Search near the last face every k-th frame; search the whole frame every `full_search_s`.
     detect_every: int = 5
+    full_search_s: float = 2.0
     # A face must be seen (or bridged) in this share of frames.
     min_face_ratio: float = 0.9
     # The face's median height (the detector's box) must be at least this share of the frame height.
-    min_face_height: float = 0.1
+    min_face_height: float = 0.15
     # Misses up to this long (a blink, a hand passing) are bridged.
     bridge_gap_s: float = 1.0
-    # A second face in more than this share of detected frames fails the run.
+    # A second face in more than this share of full searches that found the tutor fails the run.
     max_multiple_faces_ratio: float = 0.5
+    # A YuNet ONNX file to detect faces with; None: OpenCV's Haar cascade.
+    face_model: str | None = None
+    # "cpu" or "cuda:N": where the blur runs (OpenCV on the CPU, torch on a GPU).
+    device: str = "cpu"
+    writer_threads: int = 2
     limits: VideoLimits = field(default_factory=VideoLimits)
 
 
@@ -74,14 +95,6 @@ class PreparedAvatar:
     timings_s: dict[str, float]
 
 
-@dataclass
-class _Detections:
-    faces: dict[int, FaceBox]
-    frame_count: int
-    attempts: int
-    multi_face_frames: int
-
-
 def prepare(
     video_path: str | Path,
     out_dir: str | Path,
@@ -92,104 +105,45 @@ def prepare(
 ) -> PreparedAvatar:
     """Turn `video_path` into the prepared avatar layout inside `out_dir` (which must not exist).
 
-    `on_progress(stage, frames_done, frames_total)` is called at each stage change and every few
-    frames; `cancelled()` is checked between frames. On any failure or cancellation `out_dir` is
-    removed, so a run either leaves the whole layout or nothing.
+    `on_progress(stage, done, total)` is called at each stage change and every few frames;
+    `cancelled()` is checked between frames. On any failure or cancellation `out_dir` is removed,
+    so a run either leaves the whole layout or nothing.
     Raises PipelineError (named quality errors) or PipelineCancelled.
     """
     out_dir = Path(out_dir)
-    report = on_progress or (lambda stage, done, total: None)
-    is_cancelled = cancelled or (lambda: False)
-    detector = detector or HaarFaceDetector()
+    run = _Run(
+        Path(video_path), out_dir, options,
+        on_progress or (lambda stage, done, total: None),
+        cancelled or (lambda: False),
+        detector or make_detector(options.face_model, options.min_face_height),
+    )
     out_dir.mkdir(parents=True)
     try:
-        return _prepare(Path(video_path), out_dir, options, report, is_cancelled, detector)
+        return run.execute()
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
 
 
-def _prepare(
-    video_path: Path,
-    out_dir: Path,
-    options: PrepareOptions,
-    report: ProgressCallback,
-    is_cancelled: CancelCheck,
-    detector: FaceDetector,
-) -> PreparedAvatar:
-    timings: dict[str, float] = {}
+def _blur_factory(options: PrepareOptions) -> Callable[[], BlurFunction] | None:
+    """What each writer thread blurs with: OpenCV on the CPU (faster there), torch on a GPU."""
+    if not options.apply_blur:
+        return None
+    if options.device.startswith("cuda"):
+        from avatars.pipeline import torch_blur  # imports torch: only for a GPU
 
-    started = time.perf_counter()
-    report("probe", 0, 1)
-    info = probe(video_path, options.limits)
-    report("probe", 1, 1)
-    timings["probe"] = time.perf_counter() - started
+        def on_gpu(frame: np.ndarray, box: TrackedBox) -> np.ndarray:
+            height, width = frame.shape[:2]
+            mask = blur.person_mask(box.cx, box.cy, box.size, width, height)
+            return torch_blur.blur_background_bgr(frame, mask, options.device)
 
-    started = time.perf_counter()
-    found = _detect_faces(video_path, info, options, detector, report, is_cancelled)
-    check_decoded_duration(found.frame_count, info.fps, options.limits)
-    timings["detect"] = time.perf_counter() - started
+        return lambda: on_gpu
 
-    started = time.perf_counter()
-    report("track", 0, 1)
-    raw_track = track.build_track(found.faces, found.frame_count, _max_gap(info.fps, options))
-    _check_faces(raw_track, found, info, options, video_path)
-    smooth = track.smooth_track(raw_track, info.fps)
-    boxes = track.crop_boxes(smooth, info.width, info.height)
-    report("track", 1, 1)
-    timings["track"] = time.perf_counter() - started
+    def on_cpu() -> BlurFunction:
+        background_blur = blur.BackgroundBlur()
+        return lambda frame, box: background_blur(frame, box.cx, box.cy, box.size)
 
-    started = time.perf_counter()
-    preview = _write_frames(video_path, out_dir, boxes, smooth, options, report, is_cancelled)
-    timings["write"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    report("finalize", 0, 1)
-    coords = [tuple(int(v) for v in box) for box in boxes]
-    with open(out_dir / "coords.pkl", "wb") as handle:
-        pickle.dump(coords, handle)
-    write_image(out_dir / "preview.jpg", preview, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    timings["finalize"] = time.perf_counter() - started
-    video = VideoInfo(
-        width=info.width,
-        height=info.height,
-        fps=info.fps,
-        frame_count=found.frame_count,
-        duration_s=round(found.frame_count / info.fps, 3),
-        container=info.container,
-        codec=info.codec,
-    )
-    manifest = {
-        "format_version": MANIFEST_VERSION,
-        "source": video.as_dict(),
-        "fps": info.fps,
-        "frame_count": found.frame_count,
-        "crop_size": options.crop_size,
-        "frame_format": options.frame_format,
-        "apply_blur": options.apply_blur,
-        "detector": detector.name,
-        "detect_every": options.detect_every,
-        "faces": {
-            "detected_ratio": round(raw_track.face_ratio, 4),
-            "detection_attempts": found.attempts,
-            "detections": len(found.faces),
-            "frames_without_face": raw_track.frames_without_face(),
-        },
-        "timings_s": {name: round(value, 3) for name, value in timings.items()},
-        "coords": [list(box) for box in coords],
-    }
-    (out_dir / "avatar.json").write_text(json.dumps(manifest, indent=1))
-    report("finalize", 1, 1)
-    return PreparedAvatar(
-        out_dir=out_dir,
-        video=video,
-        frame_count=found.frame_count,
-        fps=info.fps,
-        crop_size=options.crop_size,
-        face_ratio=raw_track.face_ratio,
-        detector=detector.name,
-        timings_s=timings,
-    )
+    return on_cpu
 
 
 def _progress_step(total: int) -> int:
@@ -197,51 +151,183 @@ def _progress_step(total: int) -> int:
     return max(1, total // 100) if total > 0 else 10
 
 
-def _detect_faces(
-    video_path: Path,
-    info: VideoInfo,
-    options: PrepareOptions,
-    detector: FaceDetector,
-    report: ProgressCallback,
-    is_cancelled: CancelCheck,
-) -> _Detections:
-    """First pass: run the detector on every k-th frame, and on every frame while the face is lost."""
-    max_frames = int(options.limits.max_duration_s * info.fps) + 1
-    associator = track.FaceAssociator(_max_gap(info.fps, options))
-    faces: dict[int, FaceBox] = {}
-    attempts = multi_face_frames = 0
-    lost = False
-    step = _progress_step(info.frame_count)
-    last_index = info.frame_count - 1  # from the header; detecting there avoids holding a stale box at the end
+@dataclass
+class _Run:
+    video_path: Path
+    out_dir: Path
+    options: PrepareOptions
+    report: ProgressCallback
+    is_cancelled: CancelCheck
+    detector: FaceDetector
+    timings: dict[str, float] = field(default_factory=dict)
 
-    def wanted(index: int) -> bool:
-        return lost or index % options.detect_every == 0 or index == last_index
+    def execute(self) -> PreparedAvatar:
+        started = time.perf_counter()
+        self.report("probe", 0, 1)
+        info = probe(self.video_path, self.options.limits)
+        self.report("probe", 1, 1)
+        self.timings["probe"] = time.perf_counter() - started
 
-    frame_count = 0
-    report("detect", 0, info.frame_count)
-    for index, frame in iter_frames(video_path, wanted):
-        if is_cancelled():
-            raise PipelineCancelled()
-        frame_count = index + 1
-        if frame_count > max_frames:
-            check_decoded_duration(frame_count, info.fps, options.limits)
-        if frame is not None:
-            attempts += 1
-            candidates = detector.detect(frame)
-            chosen = associator.choose(index, candidates)
-            lost = chosen is None
-            if chosen is not None:
-                faces[index] = chosen
-                if _has_second_face(chosen, candidates):
-                    multi_face_frames += 1
-        if frame_count % step == 0:
-            report("detect", frame_count, max(info.frame_count, frame_count))
-    report("detect", frame_count, frame_count)
-    return _Detections(faces, frame_count, attempts, multi_face_frames)
+        started = time.perf_counter()
+        tracker, coords, stats = self._frames(info)
+        self.timings["frames"] = time.perf_counter() - started
 
+        started = time.perf_counter()
+        self.report("finalize", 0, 1)
+        has_face = tracker.face_mask()
+        self._check_faces(info, tracker, has_face, stats)
+        with open(self.out_dir / "coords.pkl", "wb") as handle:
+            pickle.dump(coords, handle)
+        self._write_preview(len(coords))
+        frame_count = len(coords)
+        video = VideoInfo(info.width, info.height, info.fps, frame_count, round(frame_count / info.fps, 3),
+                          info.container, info.codec)
+        face_ratio = float(has_face.mean())
+        self.timings["finalize"] = time.perf_counter() - started
+        manifest = {
+            "format_version": MANIFEST_VERSION,
+            "source": video.as_dict(),
+            "fps": info.fps,
+            "frame_count": frame_count,
+            "crop_size": self.options.crop_size,
+            "frame_format": self.options.frame_format,
+            "apply_blur": self.options.apply_blur,
+            "detector": self.detector.name,
+            "detect_every": self.options.detect_every,
+            "faces": {
+                "detected_ratio": round(face_ratio, 4),
+                "detection_attempts": stats["attempts"],
+                "detections": len(tracker.detected),
+                "frames_without_face": frames_without_face(has_face),
+            },
+            "timings_s": {name: round(value, 3) for name, value in self.timings.items()},
+            "coords": [list(box) for box in coords],
+        }
+        (self.out_dir / "avatar.json").write_text(json.dumps(manifest, indent=1))
+        self.report("finalize", 1, 1)
+        return PreparedAvatar(self.out_dir, video, frame_count, info.fps, self.options.crop_size,
+                              face_ratio, self.detector.name, dict(self.timings))
 
-def _max_gap(fps: float, options: PrepareOptions) -> int:
-    return max(options.detect_every, round(options.bridge_gap_s * fps))
+    # --- the pass over the frames --------------------------------------------------------------
+
+    def _frames(self, info: VideoInfo) -> tuple[FaceTracker, list[tuple[int, int, int, int]], dict]:
+        options = self.options
+        max_gap = max(options.detect_every, round(options.bridge_gap_s * info.fps))
+        tracker = FaceTracker(info.fps, info.width, info.height, options.detect_every, max_gap)
+        allowance = (1.0 - options.min_face_ratio) * info.frame_count if info.frame_count > 0 else None
+        self.report("frames", 0, info.frame_count)
+        first_index, first_faces = self._find_first_face(info, allowance)
+        tracker.seed(first_index, first_faces[0])
+
+        full_every = max(options.detect_every, round(options.full_search_s * info.fps))
+        last_expected = info.frame_count - 1  # searching there avoids holding a stale box at the end
+        max_frames = int(options.limits.max_duration_s * info.fps) + 1
+        step = _progress_step(info.frame_count)
+        stats = {"attempts": first_index + 1, "full_with_face": 1,
+                 "multiple_faces": int(_has_second_face(first_faces[0], first_faces))}
+        coords: list[tuple[int, int, int, int]] = []
+        waiting: deque[tuple[int, np.ndarray]] = deque()
+        frame_pool = FramePool()
+        writers = FrameWriterPool(
+            self.out_dir, crop_size=options.crop_size, frame_format=options.frame_format,
+            jpeg_quality=options.jpeg_quality, blur_factory=_blur_factory(options), frame_pool=frame_pool,
+            threads=options.writer_threads,
+        )
+
+        def release(through: int) -> None:
+            while waiting and waiting[0][0] <= through:
+                index, frame = waiting.popleft()
+                box = tracker.box(index)
+                coords.append(box.crop)
+                writers.submit(index, frame, box)
+
+        try:
+            for index, frame in iter_frames(self.video_path, frame_pool):
+                if self.is_cancelled():
+                    raise PipelineCancelled()
+                if index + 1 > max_frames:
+                    check_decoded_duration(index + 1, info.fps, options.limits)
+                candidates, full = None, False
+                if index > first_index:
+                    near = tracker.last_face
+                    full = near is None or index % full_every == 0
+                    if full or index % options.detect_every == 0 or index == last_expected:
+                        stats["attempts"] += 1
+                        candidates = self.detector.detect(frame, None if full else near)
+                chosen = tracker.add(index, candidates)
+                if full and chosen is not None:
+                    # Only a search of the whole frame can see a second face.
+                    stats["full_with_face"] += 1
+                    stats["multiple_faces"] += _has_second_face(chosen, candidates)
+                waiting.append((index, frame))
+                release(tracker.final_through())
+                if (index + 1) % step == 0:
+                    self.report("frames", index + 1, max(info.frame_count, index + 1))
+                    if allowance is not None and tracker.frames_without_face_so_far() > allowance:
+                        raise self._no_face(info, tracker.frames_without_face_so_far() / info.frame_count)
+            check_decoded_duration(tracker.frames_seen, info.fps, options.limits)
+            tracker.finish()
+            release(tracker.final_through())
+            writers.close()
+        except FrameWriteError as exc:
+            writers.abort()
+            raise PipelineError("write_failed", f"The prepared files could not be written: {exc}") from exc
+        except BaseException:
+            writers.abort()
+            raise
+        self.report("frames", tracker.frames_seen, tracker.frames_seen)
+        return tracker, coords, stats
+
+    def _find_first_face(self, info: VideoInfo, allowance: float | None) -> tuple[int, list[FaceBox]]:
+        """Search frame by frame for the first face, before the main pass starts: the frames before
+        it need its box, and a video that shows none within the allowance stops here."""
+        for index, frame in iter_frames(self.video_path):
+            if self.is_cancelled():
+                raise PipelineCancelled()
+            faces = self.detector.detect(frame)
+            if faces:
+                return index, faces
+            if allowance is not None and index + 1 > allowance:
+                break
+        raise self._no_face(info, 1.0)
+
+    # --- the verdict ---------------------------------------------------------------------------
+
+    def _no_face(self, info: VideoInfo, missing_share: float) -> PipelineError:
+        # A face too small for the detector's working size is still worth naming as such.
+        small = _small_face_height(self.video_path, info)
+        if small is not None and small < self.options.min_face_height:
+            return _face_too_small(small, self.options)
+        seen = max(0.0, 1.0 - missing_share)
+        return PipelineError(
+            "no_face",
+            f"A face was found in only {seen:.0%} of the frames (at least {self.options.min_face_ratio:.0%} "
+            "needed). Record the tutor facing the camera, well lit, with nothing covering the face.",
+            {"detected_ratio": round(seen, 4)},
+        )
+
+    def _check_faces(self, info: VideoInfo, tracker: FaceTracker, has_face: np.ndarray, stats: dict) -> None:
+        ratio = float(has_face.mean())
+        if ratio < self.options.min_face_ratio:
+            raise self._no_face(info, 1.0 - ratio)
+        face_height = float(np.median([face.h for face in tracker.faces.values()])) / info.height
+        if face_height < self.options.min_face_height:
+            raise _face_too_small(face_height, self.options)
+        multi_ratio = stats["multiple_faces"] / max(1, stats["full_with_face"])
+        if multi_ratio > self.options.max_multiple_faces_ratio:
+            raise PipelineError(
+                "multiple_faces",
+                f"A second face is visible in {multi_ratio:.0%} of the frames checked. Record the tutor alone "
+                "in the picture.",
+                {"multiple_faces_ratio": round(multi_ratio, 4)},
+            )
+
+    def _write_preview(self, frame_count: int) -> None:
+        ext = ".png" if self.options.frame_format == "png" else ".jpg"
+        middle = cv2.imread(str(self.out_dir / "full_imgs" / f"{frame_count // 2:08d}{ext}"))
+        scale = min(1.0, 640 / middle.shape[1])
+        preview = cv2.resize(middle, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        write_image(self.out_dir / "preview.jpg", preview, [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def _has_second_face(best: FaceBox, faces: list[FaceBox]) -> bool:
@@ -250,38 +336,9 @@ def _has_second_face(best: FaceBox, faces: list[FaceBox]) -> bool:
         if other is best:
             continue
         apart = abs(other.cx - best.cx) > (best.w + other.w) / 2 or abs(other.cy - best.cy) > (best.h + other.h) / 2
-        if apart and other.score >= max(3.0, 0.5 * best.score) and other.size >= 0.6 * best.size:
+        if apart and other.score >= 0.5 * best.score and other.size >= 0.6 * best.size:
             return True
     return False
-
-
-def _check_faces(face_track: track.FaceTrack, found: _Detections, info: VideoInfo, options: PrepareOptions,
-                 video_path: Path) -> None:
-    """The quality gates that need the detections: no_face, face_too_small, multiple_faces."""
-    ratio = face_track.face_ratio
-    if ratio < options.min_face_ratio:
-        # A face too small for the detector's working size is still worth naming as such.
-        small = _small_face_height(video_path, info)
-        if small is not None and small < options.min_face_height:
-            raise _face_too_small(small, options)
-        raise PipelineError(
-            "no_face",
-            f"A face was found in only {ratio:.0%} of the frames (at least {options.min_face_ratio:.0%} needed). "
-            "Record the tutor facing the camera, well lit, with nothing covering the face.",
-            {"detected_ratio": round(ratio, 4)},
-        )
-    heights = np.array([face.h for face in found.faces.values()])
-    face_height = float(np.median(heights)) / info.height
-    if face_height < options.min_face_height:
-        raise _face_too_small(face_height, options)
-    detected = max(1, len(found.faces))
-    multi_ratio = found.multi_face_frames / detected
-    if multi_ratio > options.max_multiple_faces_ratio:
-        raise PipelineError(
-            "multiple_faces",
-            f"A second face is visible in {multi_ratio:.0%} of the frames. Record the tutor alone in the picture.",
-            {"multiple_faces_ratio": round(multi_ratio, 4)},
-        )
 
 
 def _face_too_small(face_height: float, options: PrepareOptions) -> PipelineError:
@@ -294,7 +351,8 @@ def _face_too_small(face_height: float, options: PrepareOptions) -> PipelineErro
 
 
 def _small_face_height(video_path: Path, info: VideoInfo, samples: int = 5) -> float | None:
-    """Median face height (share of the frame) on a few frames at full detail, if most show one."""
+    """Median face height (share of the frame) on a few frames searched at full detail, if most
+    show a face; None otherwise."""
     fine = HaarFaceDetector(detect_height=min(info.width, info.height, 1080))
     capture = open_capture(video_path)
     heights = []
@@ -309,59 +367,3 @@ def _small_face_height(video_path: Path, info: VideoInfo, samples: int = 5) -> f
     finally:
         capture.release()
     return float(np.median(heights)) if len(heights) > samples // 2 else None
-
-
-def _write_frames(
-    video_path: Path,
-    out_dir: Path,
-    boxes: np.ndarray,
-    smooth: track.FaceTrack,
-    options: PrepareOptions,
-    report: ProgressCallback,
-    is_cancelled: CancelCheck,
-) -> np.ndarray:
-    """Second pass: crop (and blur) every frame and queue it for the writer. Returns the preview
-    (the middle frame, scaled to at most 640 pixels wide)."""
-    total = len(boxes)
-    step = _progress_step(total)
-    preview: np.ndarray | None = None
-    size = options.crop_size
-    writer = FrameWriter(out_dir, options.frame_format, options.jpeg_quality)
-    report("write", 0, total)
-    try:
-        written = 0
-        for index, frame in iter_frames(video_path):
-            if index >= total:
-                break  # a frame the first pass did not see has no box
-            if is_cancelled():
-                raise PipelineCancelled()
-            y1, y2, x1, x2 = boxes[index]
-            crop = frame[y1:y2, x1:x2]
-            interpolation = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-            face = cv2.resize(crop, (size, size), interpolation=interpolation)
-            if options.apply_blur:
-                height, width = frame.shape[:2]
-                mask = blur.person_mask(smooth.cx[index], smooth.cy[index], smooth.size[index], width, height)
-                frame = blur.blur_background(frame, mask)
-            writer.put(index, frame, face)
-            if index == total // 2:
-                scale = min(1.0, 640 / frame.shape[1])
-                preview = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            written = index + 1
-            if written % step == 0:
-                report("write", written, total)
-        if written != total:
-            raise PipelineError(
-                "unreadable_video",
-                f"The video gave {written} frames on the second read but {total} on the first; it may be damaged.",
-            )
-        writer.close()
-    except FrameWriteError as exc:
-        writer.abort()
-        raise PipelineError("write_failed", f"The prepared files could not be written: {exc}") from exc
-    except BaseException:
-        writer.abort()
-        raise
-    report("write", total, total)
-    assert preview is not None
-    return preview

@@ -1,8 +1,10 @@
-"""From sparse face detections to one steady crop box per frame.
+"""From sparse face detections to one steady crop box per frame, online.
 
-Detection runs on a subset of frames; here the gaps are filled by interpolation, short misses
-are bridged, long ones are counted as frames without a face, and the boxes are smoothed over time
-so the crop does not jitter. Pure NumPy: no I/O, no OpenCV.
+Detection runs on a subset of frames. The tracker fills the frames between detections by
+interpolation, holds the last box through misses, and smooths centres and size over time with
+a centred Gaussian, so the crop neither jitters nor lags. Smoothing needs a little of the future:
+a frame's box is final once the track is known `radius` frames past it, so the caller keeps only
+that many frames in memory, whatever the video's length. Pure NumPy: no I/O, no OpenCV.
 """
 
 from __future__ import annotations
@@ -20,39 +22,13 @@ CROP_SCALE = 1.7
 CROP_SHIFT_DOWN = 0.1
 
 
-@dataclass(frozen=True)
-class FaceTrack:
-    """Per-frame face centre and side (float arrays of length N) and whether a face was seen
-    there (detected, or inside a bridged gap)."""
-
-    cx: np.ndarray
-    cy: np.ndarray
-    size: np.ndarray
-    has_face: np.ndarray
-
-    @property
-    def face_ratio(self) -> float:
-        return float(self.has_face.mean()) if len(self.has_face) else 0.0
-
-    def frames_without_face(self) -> list[list[int]]:
-        """Runs of frames with no face, as [first, last] index pairs."""
-        runs: list[list[int]] = []
-        for index in np.flatnonzero(~self.has_face):
-            if runs and runs[-1][1] == index - 1:
-                runs[-1][1] = int(index)
-            else:
-                runs.append([int(index), int(index)])
-        return runs
-
-
 class FaceAssociator:
     """Picks, among a frame's detections, the one that continues the tutor's face track.
 
     Haar cascades fire on faces that are not there (a helmet rim, a poster), with fewer
     neighbours than a real face; such a box often persists while the real face is covered. So a
     detection is accepted if it continues the track (near the last face, of similar size), or
-    else if it is at least half as sure as the faces accepted so far. Decisions are online,
-    because the first pass uses them to decide where to run the detector next.
+    else if it is at least half as sure as the faces accepted so far.
     """
 
     def __init__(self, max_gap: int) -> None:
@@ -91,69 +67,187 @@ class FaceAssociator:
         return pick
 
 
-def build_track(detections: dict[int, FaceBox], frame_count: int, max_gap: int) -> FaceTrack:
-    """Interpolate `detections` (frame index → face) over `frame_count` frames.
-
-    Frames between two detections at most `max_gap` frames apart count as having a face (a blink,
-    a hand passing); frames in longer gaps, or further than `max_gap` from the first or last
-    detection, do not, but still get an interpolated box so every frame can be cropped.
-    """
-    if frame_count <= 0:
-        raise ValueError("frame_count must be positive")
-    if not detections:
-        zeros = np.zeros(frame_count)
-        return FaceTrack(zeros, zeros.copy(), zeros.copy(), np.zeros(frame_count, dtype=bool))
-    keys = np.array(sorted(detections))
-    frames = np.arange(frame_count)
-    cx = np.interp(frames, keys, [detections[k].cx for k in keys])
-    cy = np.interp(frames, keys, [detections[k].cy for k in keys])
-    size = np.interp(frames, keys, [detections[k].size for k in keys])
-
-    has_face = np.zeros(frame_count, dtype=bool)
-    has_face[keys] = True
-    for start, end in zip(keys[:-1], keys[1:]):
-        if end - start <= max_gap:
-            has_face[start:end] = True
-    if keys[0] <= max_gap:
-        has_face[: keys[0]] = True
-    if frame_count - 1 - keys[-1] <= max_gap:
-        has_face[keys[-1] :] = True
-    return FaceTrack(cx, cy, size, has_face)
-
-
-def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Centred Gaussian smoothing along the time axis, edges mirrored (no lag, no edge pull)."""
-    if sigma <= 0 or len(values) < 2:
-        return values.astype(float)
-    radius = max(1, int(3 * sigma))
+def gaussian_kernel(sigma_frames: float) -> np.ndarray:
+    radius = max(1, int(np.ceil(3 * sigma_frames)))
     taps = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(values.astype(float), radius, mode="reflect" if len(values) > radius else "edge")
-    return np.convolve(padded, kernel, mode="valid")
+    kernel = np.exp(-0.5 * (taps / max(sigma_frames, 1e-6)) ** 2)
+    return kernel / kernel.sum()
 
 
-def smooth_track(track: FaceTrack, fps: float, centre_sigma_s: float = 0.08, size_sigma_s: float = 0.5) -> FaceTrack:
-    """Smooth centres lightly (they follow the head) and the side strongly (a face's size changes
-    slowly, and a breathing crop looks worse than a slightly loose one)."""
-    return FaceTrack(
-        gaussian_smooth(track.cx, centre_sigma_s * fps),
-        gaussian_smooth(track.cy, centre_sigma_s * fps),
-        gaussian_smooth(track.size, size_sigma_s * fps),
-        track.has_face,
-    )
+@dataclass(frozen=True)
+class TrackedBox:
+    """A frame's smoothed face (centre and side, full-frame pixels) and its square crop box."""
+
+    cx: float
+    cy: float
+    size: float
+    crop: tuple[int, int, int, int]  # (y1, y2, x1, x2)
 
 
-def crop_boxes(track: FaceTrack, frame_width: int, frame_height: int) -> np.ndarray:
-    """Square crop boxes as an (N, 4) int array of (y1, y2, x1, x2), kept inside the frame.
+class FaceTracker:
+    """Online face track of one video: feed it every frame's detection result in order, read back
+    final boxes as soon as they are known.
+
+    Frames are filled in as soon as the track there is settled: between two detections by linear
+    interpolation; while the face is missing, by holding the last box once `detect_every` frames
+    have passed without a detection (so the caller's frame buffer stays short even through long
+    misses). Whether a frame counts as showing a face is decided separately, from the accepted
+    detections: misses up to `max_gap` frames are bridged, longer runs are frames without a face.
+    """
+
+    def __init__(self, fps: float, frame_width: int, frame_height: int, detect_every: int, max_gap: int,
+                 centre_sigma_s: float = 0.08, size_sigma_s: float = 0.3) -> None:
+        self.width, self.height = frame_width, frame_height
+        self.detect_every = max(1, detect_every)
+        self.max_gap = max(max_gap, self.detect_every)
+        self.associator = FaceAssociator(self.max_gap)
+        self._centre_kernel = gaussian_kernel(centre_sigma_s * fps)
+        self._size_kernel = gaussian_kernel(size_sigma_s * fps)
+        self.radius = (max(len(self._centre_kernel), len(self._size_kernel)) - 1) // 2
+        self._values: list[tuple[float, float, float]] = []  # raw (cx, cy, size), frames 0..filled
+        self.detected: list[int] = []  # frames whose detection was accepted
+        self.faces: dict[int, FaceBox] = {}
+        self.frames_seen = 0
+        self._finished = False
+
+    # --- feeding ------------------------------------------------------------------------------
+
+    def seed(self, index: int, face: FaceBox) -> None:
+        """Start the track with the first face, found at frame `index` by a search ahead: the
+        frames before it take its box (they count as frames without a face if too many)."""
+        self.associator.choose(index, [face])
+        self.faces[index] = face
+        self._values.extend([(face.cx, face.cy, face.size)] * (index + 1))
+
+    @property
+    def last_face(self) -> FaceBox | None:
+        """The last accepted face while the track is fresh: where to search next."""
+        assoc = self.associator
+        if assoc.last is not None and self.frames_seen - 1 - assoc.last_index <= self.max_gap:
+            return assoc.last
+        return None
+
+    def add(self, index: int, candidates: list[FaceBox] | None) -> FaceBox | None:
+        """Frame `index` (the next one) with the detector's faces, or None when no detection ran.
+        Returns the face accepted for this frame, if any."""
+        assert index == self.frames_seen, "frames must be added in order"
+        self.frames_seen += 1
+        if index in self.faces:  # the seeding face: its frames are filled already
+            self.detected.append(index)
+            return self.faces[index]
+        chosen = self.associator.choose(index, candidates) if candidates is not None else None
+        if chosen is not None:
+            self.faces[index] = chosen
+            self.detected.append(index)
+            self._fill_to(index, (chosen.cx, chosen.cy, chosen.size))
+        elif self._values and index - (len(self._values) - 1) > self.detect_every:
+            # Missing for a while: hold the last box rather than keep frames waiting for the face.
+            self._fill_to(index - self.detect_every, self._values[-1])
+        return chosen
+
+    def _fill_to(self, index: int, value: tuple[float, float, float]) -> None:
+        if not self._values:
+            # Frames before the first face take its box.
+            self._values.extend([value] * (index + 1))
+            return
+        start = len(self._values) - 1
+        previous = np.array(self._values[start])
+        target = np.array(value)
+        steps = index - start
+        for step in range(1, steps + 1):
+            self._values.append(tuple(previous + (target - previous) * (step / steps)))
+
+    def finish(self) -> None:
+        """The video has ended: hold the last box to the last frame, and let the end reflect."""
+        if self._values and len(self._values) < self.frames_seen:
+            self._fill_to(self.frames_seen - 1, self._values[-1])
+        self._finished = True
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def final_through(self) -> int:
+        """The last frame whose smoothed box can no longer change."""
+        if not self._values:
+            return -1
+        settled = len(self._values) - 1 if self._finished else len(self._values) - 1 - self.radius
+        return min(settled, self.frames_seen - 1)
+
+    def box(self, index: int) -> TrackedBox:
+        """The smoothed face and crop box of frame `index` (at most final_through())."""
+        values = np.asarray(self._window(index, len(self._size_kernel) // 2))
+        cx = float(self._smooth(values[:, 0], self._centre_kernel))
+        cy = float(self._smooth(values[:, 1], self._centre_kernel))
+        size = float(self._smooth(values[:, 2], self._size_kernel))
+        return TrackedBox(cx, cy, size, crop_box(cx, cy, size, self.width, self.height))
+
+    def _window(self, index: int, radius: int) -> list[tuple[float, float, float]]:
+        # Mirrored at both ends of the video (numpy's "reflect"): no lag, no pull at the edges.
+        last = len(self._values) - 1
+        window = []
+        for position in range(index - radius, index + radius + 1):
+            if position < 0:
+                position = min(-position, last)
+            elif position > last:
+                position = max(2 * last - position, 0)
+            window.append(self._values[position])
+        return window
+
+    @staticmethod
+    def _smooth(values: np.ndarray, kernel: np.ndarray) -> float:
+        middle = len(values) // 2
+        half = len(kernel) // 2
+        return float(np.dot(values[middle - half : middle + half + 1], kernel))
+
+    # --- the verdict --------------------------------------------------------------------------
+
+    def face_mask(self) -> np.ndarray:
+        """Per frame, whether a face was seen there (detected, or inside a bridged gap)."""
+        total = self.frames_seen
+        has_face = np.zeros(total, dtype=bool)
+        if not self.detected:
+            return has_face
+        keys = np.array(self.detected)
+        has_face[keys] = True
+        for start, end in zip(keys[:-1], keys[1:]):
+            if end - start <= self.max_gap:
+                has_face[start:end] = True
+        if keys[0] <= self.max_gap:
+            has_face[: keys[0]] = True
+        if total - 1 - keys[-1] <= self.max_gap:
+            has_face[keys[-1] :] = True
+        return has_face
+
+    def frames_without_face_so_far(self) -> int:
+        """A lower bound on the frames without a face, usable before the video ends."""
+        if not self.detected:
+            return self.frames_seen
+        mask = self.face_mask()
+        # The open run after the last detection may still be bridged; count it only once it is long.
+        open_run = self.frames_seen - 1 - self.detected[-1]
+        settled = int((~mask[: self.detected[-1] + 1]).sum())
+        return settled + (open_run if open_run > self.max_gap else 0)
+
+
+def frames_without_face(has_face: np.ndarray) -> list[list[int]]:
+    """Runs of frames with no face, as [first, last] index pairs."""
+    runs: list[list[int]] = []
+    for index in np.flatnonzero(~has_face):
+        if runs and runs[-1][1] == index - 1:
+            runs[-1][1] = int(index)
+        else:
+            runs.append([int(index), int(index)])
+    return runs
+
+
+def crop_box(cx: float, cy: float, size: float, frame_width: int, frame_height: int) -> tuple[int, int, int, int]:
+    """The square crop (y1, y2, x1, x2) around a face, kept inside the frame.
 
     A box that would cross the frame's edge is shifted back inside rather than shrunk, so the face
     keeps its scale in the crop; only a box larger than the frame itself is shrunk to fit.
     """
-    side = np.minimum(np.round(track.size * CROP_SCALE), min(frame_width, frame_height)).astype(int)
-    side = np.maximum(side, 2)
-    x1 = np.round(track.cx - side / 2).astype(int)
-    y1 = np.round(track.cy + CROP_SHIFT_DOWN * track.size - side / 2).astype(int)
-    x1 = np.clip(x1, 0, frame_width - side)
-    y1 = np.clip(y1, 0, frame_height - side)
-    return np.stack([y1, y1 + side, x1, x1 + side], axis=1)
+    side = int(min(max(2, round(size * CROP_SCALE)), frame_width, frame_height))
+    x1 = int(round(cx - side / 2))
+    y1 = int(round(cy + CROP_SHIFT_DOWN * size - side / 2))
+    x1 = min(max(x1, 0), frame_width - side)
+    y1 = min(max(y1, 0), frame_height - side)
+    return (y1, y1 + side, x1, x1 + side)
