@@ -50,12 +50,17 @@ class Placement:
 Motion = Callable[[float], Placement]  # seconds from the start -> placement
 
 
-def centred(width: int, height: int, face_height_ratio: float = 0.35) -> Motion:
-    """The face at a fixed size, centred in the frame."""
+def placed(width: int, height: int, centre_x: float, centre_y: float, face_height_ratio: float = 0.35) -> Motion:
+    """The face at a fixed size, its centre at (centre_x, centre_y) as shares of the frame."""
     zoom = face_height_ratio * height / (PHOTO_FACE_BOX[3] - PHOTO_FACE_BOX[1])
     face_cx = (PHOTO_FACE_BOX[0] + PHOTO_FACE_BOX[2]) / 2 * zoom
     face_cy = (PHOTO_FACE_BOX[1] + PHOTO_FACE_BOX[3]) / 2 * zoom
-    return lambda t: Placement(width / 2 - face_cx, height / 2 - face_cy, zoom)
+    return lambda t: Placement(centre_x * width - face_cx, centre_y * height - face_cy, zoom)
+
+
+def centred(width: int, height: int, face_height_ratio: float = 0.35) -> Motion:
+    """The face at a fixed size, centred in the frame."""
+    return placed(width, height, 0.5, 0.5, face_height_ratio)
 
 
 def drifting(width: int, height: int, face_height_ratio: float = 0.35, amplitude: float = 0.15,
@@ -103,13 +108,15 @@ def write_face_video(
     brightness_drift: float = 0.0,
     covered_frames: range | set[int] = range(0),
     with_face: bool = True,
+    second_face: Motion | None = None,
     fourcc: str = "mp4v",
 ) -> list[tuple[float, float, float, float]]:
     """Write an MP4 of the astronaut; return the true face box (x1, y1, x2, y2) of every frame.
 
     `brightness_drift` adds up to that many grey levels, linearly over the clip; frames in
     `covered_frames` have a grey card over the face (as a hand or a turned head would);
-    `with_face=False` writes only the moving background.
+    `with_face=False` writes only the moving background; `second_face` places another copy of
+    the photo (a second person) where that motion says.
     """
     motion = motion or centred(width, height)
     photo = astronaut_bgr()
@@ -127,6 +134,8 @@ def write_face_video(
                 frame = render_frame(photo, background, placement)
             else:
                 frame = np.roll(background, index * 3, axis=1)
+            if second_face is not None:
+                frame = render_frame(photo, frame, second_face(index / fps))
             if index in covered_frames:
                 x1, y1, x2, y2 = (round(v) for v in box)
                 cv2.rectangle(frame, (x1 - 5, y1 - 5), (x2 + 5, y2 + 5), (128, 128, 128), -1)

@@ -43,14 +43,27 @@ def person_mask_region(cx: float, cy: float, size: float, width: int, height: in
     small = np.zeros((math.ceil((y1 - y0) / _GRID), math.ceil((x1 - x0) / _GRID)), dtype=np.uint8)
     s = size / _GRID
     x, y = (cx - x0) / _GRID, (cy - y0) / _GRID
+
+    # Sub-pixel, anti-aliased shapes (fixed point, 1/16 px): on the quarter-size grid, rounding to
+    # whole pixels would make the mask jump 4 full-frame pixels at a time, a visible flicker.
+    def fixed(*values: float) -> list[int]:
+        return [round(v * 16) for v in values]
+
+    def ellipse(centre_x: float, centre_y: float, axis_x: float, axis_y: float, start: int, end: int) -> None:
+        cv2.ellipse(small, fixed(centre_x, centre_y), fixed(axis_x, axis_y), 0, start, end, 255, -1, cv2.LINE_AA, 4)
+
+    def rectangle(left: float, top: float, right: float, bottom: float) -> None:
+        corners = np.array([fixed(left, top), fixed(right, top), fixed(right, bottom), fixed(left, bottom)])
+        cv2.fillConvexPoly(small, corners, 255, cv2.LINE_AA, 4)
+
     # Head with hair: taller than the face box and a little above it.
-    cv2.ellipse(small, (round(x), round(y - 0.1 * s)), (round(0.8 * s), round(1.05 * s)), 0, 0, 360, 255, -1)
+    ellipse(x, y - 0.1 * s, 0.8 * s, 1.05 * s, 0, 360)
     # Neck.
-    cv2.rectangle(small, (round(x - 0.4 * s), round(y)), (round(x + 0.4 * s), round(y + 1.4 * s)), 255, -1)
+    rectangle(x - 0.4 * s, y, x + 0.4 * s, y + 1.4 * s)
     # Shoulders and torso: the upper half of a wide ellipse, extended down to the frame's bottom.
     shoulder_y = y + 1.7 * s
-    cv2.ellipse(small, (round(x), round(shoulder_y)), (round(1.9 * s), round(0.8 * s)), 0, 180, 360, 255, -1)
-    cv2.rectangle(small, (round(x - 1.9 * s), round(shoulder_y)), (round(x + 1.9 * s), small.shape[0]), 255, -1)
+    ellipse(x, shoulder_y, 1.9 * s, 0.8 * s, 180, 360)
+    rectangle(x - 1.9 * s, shoulder_y, x + 1.9 * s, small.shape[0] + 1)
     soft = cv2.GaussianBlur(small.astype(np.float32) * (1 / 255), (0, 0), max(1.0, 0.12 * s),
                             borderType=cv2.BORDER_CONSTANT)
     if out is None or out.shape != (y1 - y0, x1 - x0):

@@ -83,12 +83,12 @@ class HaarFaceDetector:
         min_side, max_side = 24, 0
         if near is not None:
             side = near.size * scale
-            x0 = max(0, int((near.cx - 1.5 * near.size) * scale))
-            y0 = max(0, int((near.cy - 1.5 * near.size) * scale))
-            x1 = min(grey.shape[1], int((near.cx + 1.5 * near.size) * scale) + 1)
-            y1 = min(grey.shape[0], int((near.cy + 1.5 * near.size) * scale) + 1)
+            x0 = max(0, int((near.cx - 2 * near.size) * scale))
+            y0 = max(0, int((near.cy - 2 * near.size) * scale))
+            x1 = min(grey.shape[1], int((near.cx + 2 * near.size) * scale) + 1)
+            y1 = min(grey.shape[0], int((near.cy + 2 * near.size) * scale) + 1)
             grey = np.ascontiguousarray(grey[y0:y1, x0:x1])
-            min_side, max_side = max(24, int(0.7 * side)), int(1.45 * side) + 1
+            min_side, max_side = max(24, int(0.6 * side)), int(1.6 * side) + 1
         if grey.shape[0] < min_side or grey.shape[1] < min_side:
             return []
         boxes, neighbours = self._cascade.detectMultiScale2(

@@ -227,6 +227,7 @@ class _Run:
                  "multiple_faces": int(_has_second_face(first_faces[0], first_faces))}
         coords: list[tuple[int, int, int, int]] = []
         waiting: deque[tuple[int, np.ndarray]] = deque()
+        lost = False
         frame_pool = FramePool()
         writers = FrameWriterPool(
             self.out_dir, crop_size=options.crop_size, frame_format=options.frame_format,
@@ -249,12 +250,19 @@ class _Run:
                     check_decoded_duration(index + 1, info.fps, options.limits)
                 candidates, full = None, False
                 if index > first_index:
-                    near = tracker.last_face
+                    near = None if lost else tracker.last_face
                     full = near is None or index % full_every == 0
                     if full or index % options.detect_every == 0 or index == last_expected:
                         stats["attempts"] += 1
                         candidates = self.detector.detect(frame, None if full else near)
+                        if not candidates and not full:
+                            # Lost near where it was: look at the whole frame before giving up.
+                            stats["attempts"] += 1
+                            full = True
+                            candidates = self.detector.detect(frame)
                 chosen = tracker.add(index, candidates)
+                if candidates is not None:
+                    lost = chosen is None  # search every frame until the face is back
                 if full and chosen is not None:
                     # Only a search of the whole frame can see a second face.
                     stats["full_with_face"] += 1

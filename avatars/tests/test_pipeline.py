@@ -104,25 +104,6 @@ def test_png_frame_format(face_video, tmp_path):
     assert names[0] == "00000000.png" and len(names) == 50
 
 
-def test_blur_softens_the_background_and_keeps_the_face(face_video, tmp_path):
-    path, _ = face_video
-    prepare(path, tmp_path / "sharp", PrepareOptions(frame_format="png"))
-    prepare(path, tmp_path / "blurred", PrepareOptions(frame_format="png", apply_blur=True))
-    sharp = cv2.imread(str(tmp_path / "sharp" / "full_imgs" / "00000010.png"))
-    blurred = cv2.imread(str(tmp_path / "blurred" / "full_imgs" / "00000010.png"))
-    coords = pickle.loads((tmp_path / "sharp" / "coords.pkl").read_bytes())
-    y1, y2, x1, x2 = coords[10]
-    # Background: the frame's left and right tenths, far from the centred face.
-    def detail(image):
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        lap = cv2.Laplacian(grey, cv2.CV_64F)
-        return float(np.abs(np.concatenate([lap[:, :64], lap[:, -64:]], axis=1)).mean())
-    assert detail(blurred) < 0.4 * detail(sharp)
-    face_sharp = sharp[y1 + 20 : y2 - 20, x1 + 20 : x2 - 20].astype(float)
-    face_blurred = blurred[y1 + 20 : y2 - 20, x1 + 20 : x2 - 20].astype(float)
-    assert np.abs(face_sharp - face_blurred).mean() < 2.0
-
-
 def test_brief_cover_is_bridged_long_cover_counts_as_no_face(tmp_path):
     brief = tmp_path / "brief.mp4"
     write_face_video(brief, seconds=2.0, covered_frames=range(20, 28))
