@@ -18,7 +18,7 @@ import math
 import cv2
 import numpy as np
 
-PYRAMID_STEPS = 2  # work at 1/4 of the frame's size
+PYRAMID_STEPS = 3  # work at 1/8 of the frame's size
 DEFAULT_SIGMA = 15.0  # in full-frame pixels
 _GRID = 2**PYRAMID_STEPS
 

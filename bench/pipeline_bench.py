@@ -1,0 +1,117 @@
+"""Pipeline benchmark: preparation speed against plain decoding, and memory against video length.
+
+    .venv/bin/python bench/pipeline_bench.py        (or: bash scripts/bench.sh)
+
+Generates (once, cached under data/bench/) a 20 s and a 60 s 720p clip of the synthetic tutor,
+then measures in one run, each preparation in a fresh child process so its peak RSS is its own:
+  - decode-only fps: a plain OpenCV read loop over the 20 s clip;
+  - preparation fps with blur off and on (20 s clip), and their ratios to decode-only;
+  - peak RSS of preparing the 20 s and the 60 s clip (blur on), and their ratio.
+Goals (issue 3): ratio >= 0.3 blur off, >= 0.2 blur on; 60 s peak RSS within 1.2x of 20 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CACHE = ROOT / "data" / "bench"
+WIDTH, HEIGHT, FPS = 1280, 720, 25.0
+
+
+def clip(seconds: int) -> Path:
+    from testsupport.videos import drifting, write_face_video
+
+    path = CACHE / f"tutor_720p_{seconds}s.mp4"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"generating {path.name} ...", flush=True)
+        partial = path.with_suffix(".partial.mp4")
+        write_face_video(partial, width=WIDTH, height=HEIGHT, fps=FPS, seconds=seconds, motion=drifting(WIDTH, HEIGHT))
+        partial.rename(path)
+    return path
+
+
+def decode_fps(path: Path) -> float:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = 0
+    started = time.perf_counter()
+    while capture.read()[0]:
+        frames += 1
+    return frames / (time.perf_counter() - started)
+
+
+def child(video: str, blur: bool) -> None:
+    """Runs in a fresh process: prepare once, print the figures as JSON."""
+    from avatars.pipeline import PrepareOptions, prepare
+
+    out = Path(tempfile.mkdtemp(prefix="bench-", dir=CACHE)) / "avatar"
+    try:
+        started = time.perf_counter()
+        result = prepare(video, out, PrepareOptions(apply_blur=blur))
+        elapsed = time.perf_counter() - started
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    print(json.dumps({"frames": result.frame_count, "seconds": elapsed, "fps": result.frame_count / elapsed}))
+
+
+def measure(video: Path, blur: bool) -> dict:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(video)] + (["--blur"] if blur else []),
+        stdout=subprocess.PIPE, text=True,
+    )
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"preparing {video.name} failed (status {status})")
+    figures = json.loads(output.strip().splitlines()[-1])
+    figures["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--blur", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.blur)
+        return
+
+    short, long = clip(20), clip(60)
+    decode = decode_fps(short)
+    off = measure(short, blur=False)
+    on = measure(short, blur=True)
+    long_on = measure(long, blur=True)
+    ratio_off, ratio_on = off["fps"] / decode, on["fps"] / decode
+    rss_ratio = long_on["peak_rss_mb"] / on["peak_rss_mb"]
+
+    def verdict(ok: bool) -> str:
+        return "meets goal" if ok else "BELOW GOAL"
+
+    print(f"machine: {os.cpu_count()} cores; clips: 1280x720 @ {FPS:g} fps, MPEG-4 (mp4v)")
+    print(f"decode only (OpenCV read loop), 20 s clip:  {decode:7.1f} fps")
+    print(f"prepare, blur off, 20 s clip:              {off['fps']:7.1f} fps   ratio {ratio_off:.2f}  "
+          f"(goal >= 0.30: {verdict(ratio_off >= 0.3)})")
+    print(f"prepare, blur on,  20 s clip:              {on['fps']:7.1f} fps   ratio {ratio_on:.2f}  "
+          f"(goal >= 0.20: {verdict(ratio_on >= 0.2)})")
+    print(f"peak RSS, blur on: 20 s clip {on['peak_rss_mb']:.0f} MB, 60 s clip {long_on['peak_rss_mb']:.0f} MB, "
+          f"ratio {rss_ratio:.2f}  (goal <= 1.20: {verdict(rss_ratio <= 1.2)})")
+    print(f"time to prepare: 20 s clip {off['seconds']:.1f} s (blur off), {on['seconds']:.1f} s (blur on); "
+          f"60 s clip {long_on['seconds']:.1f} s (blur on)")
+
+
+if __name__ == "__main__":
+    main()
