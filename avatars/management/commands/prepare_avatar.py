@@ -1,0 +1,92 @@
+"""Prepare an avatar from a video file on this machine, with a terminal progress bar.
+
+Goes through the same service as the API (the row, the stored source, the job runner); the job
+runs in this process. Exits 0 when the avatar is ready, 1 with the named error when the video is
+refused or the job fails, 130 when interrupted (the job is cancelled and leaves nothing).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from avatars import jobs, services, storage
+from avatars.errors import ServiceError
+from avatars.models import FINAL_STATES, Avatar, AvatarSource, AvatarState
+
+
+class ProgressBar:
+    """One line, redrawn in place on a terminal; a line every few seconds otherwise."""
+
+    def __init__(self, stream, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.interactive = stream.isatty()
+        self.started = time.monotonic()
+        self._last_line = ""
+        self._last_print = 0.0
+
+    def show(self, avatar: Avatar, final: bool = False) -> None:
+        done, total = avatar.frames_done, avatar.frames_total
+        elapsed = max(1e-6, time.monotonic() - self.started)
+        rate = done / elapsed if avatar.stage == "frames" else 0.0
+        eta = f"ETA {((total - done) / rate):4.0f} s" if rate > 0 and total > done else ""
+        filled = int(self.width * avatar.progress / 100)
+        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {avatar.progress:5.1f}%  "
+                f"{avatar.stage or avatar.state:<8}  frames {done}/{total}  {rate:5.1f} fps  {eta}")
+        if self.interactive:
+            self.stream.write("\r" + line.ljust(len(self._last_line)))
+            self.stream.flush()
+        elif final or (line != self._last_line and time.monotonic() - self._last_print >= 2):
+            self.stream.write(line + "\n")
+            self._last_print = time.monotonic()
+        self._last_line = line
+
+    def close(self) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+
+
+class Command(BaseCommand):
+    help = "Prepare an avatar from a local video file, showing progress; exits non-zero if it is refused."
+
+    def add_arguments(self, parser):
+        parser.add_argument("video", help="path of the video file")
+        parser.add_argument("--avatar-id", required=True, help="id of the new avatar, e.g. avatar_tutor_5")
+        parser.add_argument("--blur", action="store_true", help="blur the background behind the tutor")
+        parser.add_argument("--tutor", type=int, default=None, help="id of the tutor who gets this avatar when ready")
+
+    def handle(self, *args, video: str, avatar_id: str, blur: bool, tutor: int | None, **options):
+        path = Path(video).expanduser().resolve()
+        if not path.is_file():
+            raise CommandError(f"not_found: no video file at {video}")
+        try:
+            avatar = services.create_avatar(
+                avatar_id=avatar_id, local_path=path, original_name=path.name,
+                source=AvatarSource.PATH, apply_blur=blur, tutor_id=tutor,
+            )
+        except ServiceError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        bar = ProgressBar(self.stderr._out)
+        try:
+            while avatar.state not in FINAL_STATES:
+                bar.show(avatar)
+                time.sleep(0.2)
+                avatar.refresh_from_db()
+        except KeyboardInterrupt:
+            bar.close()
+            jobs.cancel(avatar_id, wait_s=10)
+            self.stderr.write(f"interrupted: avatar '{avatar_id}' cancelled")
+            sys.exit(130)
+        bar.show(avatar, final=True)
+        bar.close()
+        if avatar.state != AvatarState.READY:
+            raise CommandError(f"{avatar.error_code or avatar.state}: {avatar.error_message or 'the job did not finish'}")
+        video_facts = avatar.video or {}
+        self.stdout.write(
+            f"Avatar '{avatar_id}' is ready: {video_facts.get('frame_count')} frames at {video_facts.get('fps')} fps, "
+            f"in {storage.avatar_path(avatar_id)}"
+        )
