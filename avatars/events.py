@@ -1,25 +1,88 @@
-"""Progress of a running job: turned into the row's progress fields, at most a few writes a second."""
+"""Progress of an avatar job: recorded on the row (throttled) and pushed to watching browsers.
+
+The worker threads publish through the channel layer's `group_send` to the group of the avatar;
+`/ws/avatars/<id>/` consumers forward what they receive. With the in-memory channel layer the
+send must run on the server's event loop (its queues are not thread-safe), so consumers register
+that loop when they connect; with a networked layer (Redis) any loop will do.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from avatars.models import Avatar
+from avatars.models import FINAL_STATES, Avatar, AvatarState
 from avatars.pipeline.prepare import overall_progress
+
+logger = logging.getLogger(__name__)
+
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Called by consumers: the loop their channel layer lives on."""
+    global _server_loop
+    _server_loop = loop
+
+
+def group_name(avatar_id: str) -> str:
+    return f"avatar.{avatar_id}"
+
+
+def progress_message(avatar: Avatar) -> dict:
+    """The contract's progress message for the row as it stands."""
+    return {
+        "type": "progress",
+        "avatar_id": avatar.avatar_id,
+        "state": avatar.state,
+        "stage": avatar.stage,
+        "progress": round(avatar.progress, 1),
+        "error": avatar.error,
+        "frames_done": avatar.frames_done,
+        "frames_total": avatar.frames_total,
+    }
+
+
+def publish(message: dict) -> None:
+    """Send a progress message to everyone watching that avatar; never raises (progress is a
+    courtesy, the row is the truth)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    event = {"type": "avatar.progress", "message": message}
+    try:
+        loop = _server_loop
+        if loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(layer.group_send(group_name(message["avatar_id"]), event), loop)
+        else:
+            async_to_sync(layer.group_send)(group_name(message["avatar_id"]), event)
+    except Exception:  # a broken layer must not fail the job
+        logger.exception("could not publish progress of %s", message.get("avatar_id"))
+
+
+def publish_row(avatar_pk: int) -> None:
+    avatar = Avatar.objects.filter(pk=avatar_pk).first()
+    if avatar is not None:
+        publish(progress_message(avatar))
 
 
 class ProgressRecorder:
     """The pipeline's `on_progress` callback for one run of one avatar.
 
-    Writes go to the database only at a stage change or when `min_interval_s` has passed: SQLite
-    serialises writers, and the API's readers must not wait behind a progress bar. Progress never
-    goes down within a run. Each write names the run, so a stale worker cannot overwrite a newer run.
+    Writes and broadcasts at a stage change or when `min_interval_s` has passed, not more often:
+    SQLite serialises writers, and the API's readers must not wait behind a progress bar. Progress
+    never goes down within a run. Each write names the run, so a stale worker cannot overwrite a
+    newer run.
     """
 
-    def __init__(self, avatar_pk: int, run: int, min_interval_s: float = 0.5) -> None:
+    def __init__(self, avatar_pk: int, avatar_id: str, run: int, min_interval_s: float = 0.5) -> None:
         self.avatar_pk = avatar_pk
+        self.avatar_id = avatar_id
         self.run = run
         self.min_interval_s = min_interval_s
         self.progress = 0.0
@@ -33,7 +96,16 @@ class ProgressRecorder:
             return
         self.stage = stage
         self._last_write = now
-        Avatar.objects.filter(pk=self.avatar_pk, run=self.run).update(
-            stage=stage, progress=self.progress, frames_done=done, frames_total=max(total, done),
-            updated_at=timezone.now(),
+        frames_total = max(total, done)
+        updated = Avatar.objects.filter(pk=self.avatar_pk, run=self.run, state=AvatarState.PROCESSING).update(
+            stage=stage, progress=self.progress, frames_done=done, frames_total=frames_total, updated_at=timezone.now()
         )
+        if updated:
+            publish({
+                "type": "progress", "avatar_id": self.avatar_id, "state": AvatarState.PROCESSING, "stage": stage,
+                "progress": self.progress, "error": None, "frames_done": done, "frames_total": frames_total,
+            })
+
+
+def is_final(message: dict) -> bool:
+    return message["state"] in FINAL_STATES

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from avatars import jobs, storage
+from avatars import events, jobs, storage
 from avatars.errors import AvatarBusy, AvatarExists, InvalidRequest, InvalidVideo, NotFound, UnsupportedMedia
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
@@ -183,6 +183,8 @@ def delete_avatar(avatar_id: str) -> None:
         avatar.delete()
     storage.remove_prepared(avatar_id)
     storage.remove_source(avatar.source_file)
+    # Whoever watches its progress learns that it is gone.
+    events.publish({**events.progress_message(avatar), "state": AvatarState.CANCELLED, "stage": None})
     logger.info("avatar %s: deleted", avatar_id)
 
 

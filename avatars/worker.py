@@ -16,7 +16,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from avatars import storage
-from avatars.events import ProgressRecorder
+from avatars.events import ProgressRecorder, publish_row
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
 from avatars.pipeline.device import compute_device
@@ -71,13 +71,14 @@ def _run(avatar_id: str, cancel: threading.Event) -> None:
         state=AvatarState.PROCESSING, stage="probe", progress=0.0, frames_done=0, frames_total=0,
         run=run, error_code=None, error_message=None, updated_at=timezone.now(),
     )
+    publish_row(avatar.pk)
     work_dir = storage.new_work_dir(avatar_id)
     logger.info("avatar %s: run %d started", avatar_id, run)
     try:
         with storage.local_source(avatar.source_file) as source:
             result = prepare(
                 source, work_dir, prepare_options(avatar.apply_blur),
-                on_progress=ProgressRecorder(avatar.pk, run), cancelled=cancel.is_set,
+                on_progress=ProgressRecorder(avatar.pk, avatar_id, run), cancelled=cancel.is_set,
             )
         if cancel.is_set():
             raise PipelineCancelled()
@@ -113,6 +114,7 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
         if updated:
             if avatar.tutor_id is not None:
                 Tutor.objects.filter(pk=avatar.tutor_id).update(avatar_id=avatar_id)
+    publish_row(avatar.pk)
     if not updated:
         # Deleted (or restarted) while the files were moving: what was just published belongs to no one.
         storage.remove_prepared(avatar_id)
@@ -128,3 +130,4 @@ def _finish(avatar: Avatar, run: int, *, state: str, error_code: str | None = No
     Avatar.objects.filter(pk=avatar.pk, run=run).update(
         state=state, stage=None, error_code=error_code, error_message=error_message, updated_at=timezone.now(),
     )
+    publish_row(avatar.pk)

@@ -1,4 +1,4 @@
-"""The server's entry point: one ASGI application for HTTP (and, later, WebSocket)."""
+"""The server's entry point: one ASGI application for HTTP and WebSocket on one port."""
 
 import os
 
@@ -6,8 +6,21 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutorplatform.settings")
 
-application = get_asgi_application()
+# Django first: the imports below need the apps loaded.
+http_application = get_asgi_application()
 
-from avatars.startup import start_background_work  # noqa: E402  (needs the apps loaded above)
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from avatars.routing import websocket_urlpatterns as avatar_sockets  # noqa: E402
+from avatars.startup import start_background_work  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_application,
+        # Sessions authenticate staff browsers; API clients put ?api_key= in the URL.
+        "websocket": AuthMiddlewareStack(URLRouter(avatar_sockets)),
+    }
+)
 
 start_background_work()

@@ -228,6 +228,7 @@ class _Run:
         coords: list[tuple[int, int, int, int]] = []
         waiting: deque[tuple[int, np.ndarray]] = deque()
         lost = False
+        last_report = time.monotonic()
         frame_pool = FramePool()
         writers = FrameWriterPool(
             self.out_dir, crop_size=options.crop_size, frame_format=options.frame_format,
@@ -269,7 +270,10 @@ class _Run:
                     stats["multiple_faces"] += _has_second_face(chosen, candidates)
                 waiting.append((index, frame))
                 release(tracker.final_through())
-                if (index + 1) % step == 0:
+                now = time.monotonic()
+                if (index + 1) % step == 0 or now - last_report >= 0.25:
+                    # Every ~1% of the frames, and at least four times a second.
+                    last_report = now
                     self.report("frames", index + 1, max(info.frame_count, index + 1))
                     if allowance is not None and tracker.frames_without_face_so_far() > allowance:
                         raise self._no_face(info, tracker.frames_without_face_so_far() / info.frame_count)
