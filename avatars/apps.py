@@ -7,3 +7,4 @@ class AvatarsConfig(AppConfig):
 
     def ready(self) -> None:
         from avatars import checks  # noqa: F401  (registers the start-up checks)
+        from avatars.api import schema  # noqa: F401  (registers the API-key scheme for the OpenAPI docs)

@@ -10,6 +10,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from avatars import selectors, services, storage
+from avatars.api.schema import (
+    WAIT,
+    AvatarCreatedSerializer,
+    AvatarListSerializer,
+    AvatarResourceSerializer,
+    DeletedSerializer,
+    OpenApiResponse,
+    errors,
+    extend_schema,
+)
 from avatars.api.serializers import (
     AvatarListQuerySerializer,
     CreateFromPathSerializer,
@@ -45,11 +55,15 @@ def _created(avatar, message: str, wait_s: float) -> Response:
 class AvatarListCreateView(APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
+    @extend_schema(operation_id="v1_avatars_list", parameters=[AvatarListQuerySerializer],
+                   responses={200: AvatarListSerializer, **errors(400, 401)})
     def get(self, request):
         query = _validated(AvatarListQuerySerializer, request.query_params)
         total, avatar_ids = selectors.list_avatar_ids(**query)
         return Response({"total": total, "avatars": avatar_ids})
 
+    @extend_schema(request=CreateFromPathSerializer, parameters=[WAIT],
+                   responses={201: AvatarCreatedSerializer, **errors(400, 401, 404, 409, 415, 422, 503)})
     def post(self, request):
         wait_s = _wait_seconds(request)
         data = _validated(CreateFromPathSerializer, request.data)
@@ -65,6 +79,8 @@ class AvatarUploadView(APIView):
         request.upload_handlers.insert(0, SizeLimitUploadHandler(request))
         return super().initialize_request(request, *args, **kwargs)
 
+    @extend_schema(request={"multipart/form-data": CreateFromUploadSerializer}, parameters=[WAIT],
+                   responses={201: AvatarCreatedSerializer, **errors(400, 401, 404, 409, 413, 415, 422, 503)})
     def post(self, request):
         limit = settings.AVATAR_MAX_UPLOAD_BYTES
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 64 * 1024:  # form fields' overhead
@@ -80,15 +96,19 @@ class AvatarUploadView(APIView):
 
 
 class AvatarDetailView(APIView):
+    @extend_schema(responses={200: AvatarResourceSerializer, **errors(401, 404)})
     def get(self, request, avatar_id: str):
         return Response(avatar_resource(services.get_avatar(avatar_id)))
 
+    @extend_schema(responses={200: DeletedSerializer, **errors(401, 404, 409)})
     def delete(self, request, avatar_id: str):
         services.delete_avatar(avatar_id)
         return Response({"status": "success", "avatar_id": avatar_id, "message": f"Avatar '{avatar_id}' deleted."})
 
 
 class AvatarPreviewView(APIView):
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiResponse(description="A JPEG still of the avatar"),
+                              **errors(401, 404)})
     def get(self, request, avatar_id: str):
         avatar = services.get_avatar(avatar_id)
         preview = storage.preview_file(avatar_id)
@@ -98,6 +118,7 @@ class AvatarPreviewView(APIView):
 
 
 class AvatarReprocessView(APIView):
+    @extend_schema(request=ReprocessSerializer, responses={202: AvatarCreatedSerializer, **errors(401, 404, 409, 503)})
     def post(self, request, avatar_id: str):
         data = _validated(ReprocessSerializer, request.data)
         avatar = services.reprocess_avatar(avatar_id, apply_blur=data["apply_blur"])

@@ -21,3 +21,14 @@ def test_health_is_503_degraded_when_the_data_folder_is_unusable(settings, tmp_p
     response = Client().get("/health")
     assert response.status_code == 503
     assert response.json()["status"] == "degraded" and "data folder" in response.json()["reason"]
+
+
+@pytest.mark.django_db
+def test_openapi_schema_and_offline_docs_page():
+    client = Client()
+    schema = client.get("/api/schema/?format=json").json()
+    assert {"/v1/avatars", "/v1/avatars/upload", "/v1/avatars/{avatar_id}"} <= set(schema["paths"])
+    assert "ApiKey" in schema["components"]["securitySchemes"]
+    docs = client.get("/api/docs/").content.decode()
+    # Swagger UI comes from this server (drf-spectacular-sidecar), not from a CDN.
+    assert "swagger-ui" in docs and "cdn" not in docs.lower()

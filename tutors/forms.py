@@ -1,0 +1,23 @@
+from django import forms
+
+from tutors.models import Tutor
+
+
+class AvatarVideoForm(forms.Form):
+    video = forms.FileField(
+        required=False, label="Avatar video",
+        help_text="A short clip (a few seconds to a few minutes) of the tutor facing the camera: MP4, MOV, WebM.",
+        widget=forms.ClearableFileInput(attrs={"accept": "video/*"}),
+    )
+    apply_blur = forms.BooleanField(required=False, label="Blur background")
+
+
+class TutorForm(forms.ModelForm):
+    """New tutor, with an optional avatar video (the seed's admin flow)."""
+
+    video = AvatarVideoForm.base_fields["video"]
+    apply_blur = AvatarVideoForm.base_fields["apply_blur"]
+
+    class Meta:
+        model = Tutor
+        fields = ["name", "description"]

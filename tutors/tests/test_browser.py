@@ -1,0 +1,96 @@
+"""The staff upload flow in real Chromium against a real server (daphne, HTTP + WebSocket).
+
+Screenshots of each end state are saved under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from testsupport.live_server import start_live_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="Chromium is not installed (scripts/test.sh installs Debian's chromium; it could not here)",
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    live = start_live_server(tmp_path_factory.mktemp("live-server"))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # No sandbox as root; no background traffic on a machine without internet.
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.url}/admin/login/?next=/staff/tutors/new")
+    page.fill("#id_username", server.username)
+    page.fill("#id_password", server.password)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/staff/tutors/new")
+    yield page
+    context.close()
+
+
+def new_tutor(page, name: str, video: Path, blur: bool = False) -> None:
+    page.fill("#id_name", name)
+    page.fill("#id_description", f"{name} teaches maths.")
+    page.set_input_files("#id_video", str(video))
+    if blur:
+        page.check("#id_apply_blur")
+    page.click("#save")
+    page.wait_for_url("**/staff/tutors/*/", timeout=60_000)
+
+
+def test_staff_create_a_tutor_and_watch_the_avatar_become_ready(page, face_video):
+    ARTIFACTS.mkdir(exist_ok=True)
+    new_tutor(page, "Grace Hopper", face_video[0], blur=True)
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    assert page.inner_text("#percent") == "100.0%"
+    assert page.eval_on_selector("#progress-bar", "bar => bar.style.width") == "100%"
+    page.wait_for_function("document.getElementById('preview').complete && document.getElementById('preview').naturalWidth > 0")
+    assert page.inner_text("#channel") == "live"  # progress came over the WebSocket
+    assert page.inner_text("#tutor-avatar-id").startswith("avatar_tutor_")
+    page.wait_for_timeout(500)  # let the bar's animation finish before the picture
+    page.screenshot(path=str(ARTIFACTS / "staff-avatar-ready.png"), full_page=True)
+
+
+def test_a_file_that_is_not_a_video_shows_the_error_on_the_page(page, not_a_video):
+    ARTIFACTS.mkdir(exist_ok=True)
+    new_tutor(page, "Alan Turing", not_a_video)
+    message = page.inner_text("[data-testid=message]")
+    assert "unsupported_media" in message and "not a video" in message
+    page.screenshot(path=str(ARTIFACTS / "staff-avatar-refused.png"), full_page=True)
+
+
+def test_a_video_without_a_face_shows_the_named_error_and_its_advice(page, no_face_video):
+    new_tutor(page, "Ada Lovelace", no_face_video)
+    page.wait_for_function("document.getElementById('state').textContent === 'failed'", timeout=60_000)
+    assert page.inner_text("#error-code") == "no_face"
+    assert "facing the camera" in page.inner_text("#error-message")
+    assert page.is_visible("#reprocess")
+    page.screenshot(path=str(ARTIFACTS / "staff-avatar-no-face.png"), full_page=True)

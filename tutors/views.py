@@ -1,0 +1,116 @@
+"""Staff pages: the tutor list, the new-tutor form with its avatar video, and the tutor page that
+shows the avatar being prepared. Staff login required; all writes go through the services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
+
+from avatars import services as avatar_services
+from avatars.errors import FileTooLarge, ServiceError
+from avatars.uploads import SizeLimitUploadHandler, local_copy
+from tutors import services
+from tutors.forms import AvatarVideoForm, TutorForm
+from tutors.models import Tutor
+
+
+def _limit_upload(request) -> None:
+    # Before the CSRF check reads the body: count the bytes while they stream in.
+    request.upload_handlers.insert(0, SizeLimitUploadHandler(request))
+
+
+def _go_to(request, url: str):
+    """A redirect; for the page's own upload script (which shows the upload's progress), the
+    address as JSON, so the messages for the next page are not spent on a followed redirect."""
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return JsonResponse({"redirect": url})
+    return redirect(url)
+
+
+def _attach_video(request, tutor: Tutor, upload, apply_blur: bool) -> None:
+    """Start the tutor's avatar from an uploaded video; a refusal becomes a message on the page."""
+    try:
+        with local_copy(upload) as path:
+            services.set_tutor_video(tutor, local_path=path, original_name=upload.name or "video", apply_blur=apply_blur)
+    except ServiceError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+
+
+@staff_member_required
+def tutor_list(request):
+    return render(request, "staff/tutor_list.html", {"rows": services.tutors_with_avatars()})
+
+
+@csrf_exempt
+@staff_member_required
+def tutor_create(request):
+    if request.method == "POST":
+        _limit_upload(request)
+    try:
+        return _tutor_create(request)
+    except FileTooLarge as exc:
+        messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+        return render(request, "staff/tutor_form.html", {"form": TutorForm()}, status=413)
+
+
+@csrf_protect
+def _tutor_create(request):
+    form = TutorForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        # The seed's order: the tutor first, then its avatar from the video.
+        tutor = services.create_tutor(name=form.cleaned_data["name"], description=form.cleaned_data["description"])
+        if form.cleaned_data.get("video"):
+            _attach_video(request, tutor, form.cleaned_data["video"], form.cleaned_data["apply_blur"])
+        return _go_to(request, reverse("staff-tutor", kwargs={"tutor_id": tutor.pk}))
+    return render(request, "staff/tutor_form.html", {"form": form}, status=400 if request.method == "POST" else 200)
+
+
+@staff_member_required
+def tutor_detail(request, tutor_id: int):
+    tutor = get_object_or_404(Tutor, pk=tutor_id)
+    return render(request, "staff/tutor_detail.html", {
+        "tutor": tutor, "avatar": services.current_avatar(tutor), "video_form": AvatarVideoForm(),
+    })
+
+
+@csrf_exempt
+@staff_member_required
+@require_POST
+def tutor_video(request, tutor_id: int):
+    _limit_upload(request)
+    try:
+        return _tutor_video(request, tutor_id)
+    except FileTooLarge as exc:
+        messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+        return redirect("staff-tutor", tutor_id=tutor_id)
+
+
+@csrf_protect
+def _tutor_video(request, tutor_id: int):
+    tutor = get_object_or_404(Tutor, pk=tutor_id)
+    form = AvatarVideoForm(request.POST, request.FILES)
+    if form.is_valid() and form.cleaned_data.get("video"):
+        _attach_video(request, tutor, form.cleaned_data["video"], form.cleaned_data["apply_blur"])
+    else:
+        messages.error(request, "invalid_request: choose a video file to upload.", extra_tags="invalid_request")
+    return redirect("staff-tutor", tutor_id=tutor.pk)
+
+
+@staff_member_required
+@require_POST
+def tutor_reprocess(request, tutor_id: int):
+    tutor = get_object_or_404(Tutor, pk=tutor_id)
+    avatar = services.current_avatar(tutor)
+    if avatar is None:
+        messages.error(request, "not_found: this tutor has no avatar video to reprocess; upload one.")
+    else:
+        try:
+            avatar_services.reprocess_avatar(avatar.avatar_id)
+        except ServiceError as exc:
+            messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+    return redirect("staff-tutor", tutor_id=tutor.pk)
