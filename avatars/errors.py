@@ -50,3 +50,15 @@ class QueueFull(ServiceError):
     def __init__(self, message: str, retry_after_s: int = 30) -> None:
         super().__init__(message, {"retry_after_s": retry_after_s})
         self.retry_after_s = retry_after_s
+
+
+class AvatarNotReady(ServiceError):
+    code = "avatar_not_ready"
+
+
+class AvatarInUse(ServiceError):
+    code = "avatar_in_use"
+
+
+class SessionLimit(ServiceError):
+    code = "session_limit"

@@ -25,7 +25,7 @@ _server_loop: asyncio.AbstractEventLoop | None = None
 
 
 def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Called by consumers: the loop their channel layer lives on."""
+    """Called by consumers (of avatars and sessions): the loop their channel layer lives on."""
     global _server_loop
     _server_loop = loop
 
@@ -48,21 +48,25 @@ def progress_message(avatar: Avatar) -> dict:
     }
 
 
-def publish(message: dict) -> None:
-    """Send a progress message to everyone watching that avatar; never raises (progress is a
-    courtesy, the row is the truth)."""
+def send_to_group(group: str, event: dict) -> None:
+    """`group_send` from synchronous code (worker threads, views); never raises: what is sent is a
+    courtesy to listeners, the database row is the truth."""
     layer = get_channel_layer()
     if layer is None:
         return
-    event = {"type": "avatar.progress", "message": message}
     try:
         loop = _server_loop
         if loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(layer.group_send(group_name(message["avatar_id"]), event), loop)
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
         else:
-            async_to_sync(layer.group_send)(group_name(message["avatar_id"]), event)
-    except Exception:  # a broken layer must not fail the job
-        logger.exception("could not publish progress of %s", message.get("avatar_id"))
+            async_to_sync(layer.group_send)(group, event)
+    except Exception:  # a broken layer must not fail a job or a request
+        logger.exception("could not send %s to %s", event.get("type"), group)
+
+
+def publish(message: dict) -> None:
+    """Send a progress message to everyone watching that avatar."""
+    send_to_group(group_name(message["avatar_id"]), {"type": "avatar.progress", "message": message})
 
 
 def publish_row(avatar_pk: int) -> None:

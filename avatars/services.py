@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from avatars import events, jobs, storage
-from avatars.errors import AvatarBusy, AvatarExists, InvalidRequest, InvalidVideo, NotFound, UnsupportedMedia
+from avatars.errors import AvatarBusy, AvatarExists, AvatarInUse, InvalidRequest, InvalidVideo, NotFound, UnsupportedMedia
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
 from avatars.worker import video_limits
@@ -171,9 +171,24 @@ def wait_for_avatar(avatar: Avatar, timeout_s: float) -> Avatar:
     return avatar
 
 
-def delete_avatar(avatar_id: str) -> None:
-    """Cancel a running job, then remove the row, its files and the tutor's reference to it."""
+def delete_avatar(avatar_id: str, force: bool = False) -> None:
+    """Cancel a running job, then remove the row, its files and the tutor's reference to it.
+
+    An avatar that active tutoring sessions show is refused (avatar_in_use), unless `force`,
+    which ends those sessions first.
+    """
+    from sessions_app import services as session_services  # sessions build on avatars, not the reverse
+
     avatar = get_avatar(avatar_id)
+    in_use = session_services.active_sessions_using(avatar_id)
+    if in_use and not force:
+        raise AvatarInUse(
+            f"Avatar '{avatar_id}' is shown in {len(in_use)} active session(s); end them first, "
+            "or delete with ?force=true to end them.",
+            {"sessions": [str(session.session_id) for session in in_use]},
+        )
+    for session in in_use:
+        session_services.end_session(session.session_id, reason="avatar_deleted")
     if avatar.state in ACTIVE_STATES:
         # The worker checks the flag between frames; it also removes its own work folder.
         if not jobs.cancel(avatar_id, wait_s=10.0):

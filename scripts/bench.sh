@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Run the benchmarks (bench/); needs the test dependencies (scikit-image makes the clips).
+# Run a benchmark (bench/): `pipeline` (default) or `stream`. Needs the test dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 install_requirements requirements-test.txt
-python bench/pipeline_bench.py "$@"
+case "${1:-pipeline}" in
+  pipeline) python bench/pipeline_bench.py ;;
+  stream) python bench/stream_bench.py ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|stream]" >&2; exit 2 ;;
+esac

@@ -23,6 +23,13 @@ class LiveServer:
     password: str
     process: subprocess.Popen
 
+    def api_key(self) -> str:
+        """A new API key of this server (the command prints it alone on the last line)."""
+        result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "create_api_key", "browser-test"],
+                                env={**os.environ, "DATA_DIR": str(self.data_dir), "DJANGO_SETTINGS_MODULE": "tutorplatform.settings"},
+                                cwd=ROOT, check=True, capture_output=True, text=True)
+        return result.stdout.strip().splitlines()[-1]
+
     def stop(self) -> None:
         self.process.terminate()
         try:

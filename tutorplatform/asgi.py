@@ -14,12 +14,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from avatars.routing import websocket_urlpatterns as avatar_sockets  # noqa: E402
 from avatars.startup import start_background_work  # noqa: E402
+from sessions_app.routing import websocket_urlpatterns as session_sockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": http_application,
         # Sessions authenticate staff browsers; API clients put ?api_key= in the URL.
-        "websocket": AuthMiddlewareStack(URLRouter(avatar_sockets)),
+        "websocket": AuthMiddlewareStack(URLRouter(avatar_sockets + session_sockets)),
     }
 )
 

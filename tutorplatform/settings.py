@@ -238,3 +238,14 @@ AVATAR_JPEG_QUALITY = env_int("AVATAR_JPEG_QUALITY", 95)
 AVATAR_DETECT_EVERY = env_int("AVATAR_DETECT_EVERY", 5)
 # An OpenCV YuNet face-detector model (ONNX file); empty: the Haar cascade OpenCV ships.
 AVATAR_FACE_MODEL = env_str("AVATAR_FACE_MODEL", "")
+
+# --- Tutoring sessions ------------------------------------------------------------------------
+
+# Active sessions this server streams at once; past it, POST /v1/sessions answers 429 session_limit.
+SESSION_MAX_ACTIVE = env_int("SESSION_MAX_ACTIVE", 8)
+# A session with no request and no viewer for this long ends by itself.
+SESSION_IDLE_TIMEOUT_S = env_int("SESSION_IDLE_TIMEOUT_S", 600)
+# Let the server end idle sessions once a minute by itself (they also end when the API is asked).
+SESSION_IDLE_SWEEP = env_bool("SESSION_IDLE_SWEEP", True)
+# Memory for encoded frames shared by all viewers (all avatars together), in MB.
+SESSION_FRAME_CACHE_MB = env_int("SESSION_FRAME_CACHE_MB", 256)

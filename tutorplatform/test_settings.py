@@ -8,5 +8,6 @@ import tempfile
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="avatar-tests-"))
 os.environ.setdefault("AVATAR_REQUEUE_ON_START", "false")
+os.environ.setdefault("SESSION_IDLE_SWEEP", "false")
 
 from tutorplatform.settings import *  # noqa: E402,F403

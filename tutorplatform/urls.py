@@ -12,7 +12,9 @@ urlpatterns = [
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
     path("staff/", include("tutors.urls")),
+    path("staff/", include("sessions_app.urls")),
     path("v1/", include("avatars.api.urls")),
+    path("v1/", include("sessions_app.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

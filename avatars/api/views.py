@@ -24,6 +24,7 @@ from avatars.api.serializers import (
     AvatarListQuerySerializer,
     CreateFromPathSerializer,
     CreateFromUploadSerializer,
+    DeleteQuerySerializer,
     ReprocessSerializer,
     WaitQuerySerializer,
     avatar_resource,
@@ -100,9 +101,10 @@ class AvatarDetailView(APIView):
     def get(self, request, avatar_id: str):
         return Response(avatar_resource(services.get_avatar(avatar_id)))
 
-    @extend_schema(responses={200: DeletedSerializer, **errors(401, 404, 409)})
+    @extend_schema(parameters=[DeleteQuerySerializer], responses={200: DeletedSerializer, **errors(400, 401, 404, 409)})
     def delete(self, request, avatar_id: str):
-        services.delete_avatar(avatar_id)
+        force = _validated(DeleteQuerySerializer, request.query_params)["force"]
+        services.delete_avatar(avatar_id, force=force)
         return Response({"status": "success", "avatar_id": avatar_id, "message": f"Avatar '{avatar_id}' deleted."})
 
 

@@ -94,3 +94,28 @@ def test_a_video_without_a_face_shows_the_named_error_and_its_advice(page, no_fa
     assert "facing the camera" in page.inner_text("#error-message")
     assert page.is_visible("#reprocess")
     page.screenshot(path=str(ARTIFACTS / "staff-avatar-no-face.png"), full_page=True)
+
+
+def test_staff_watch_a_sessions_stream_in_the_browser(page, server, face_video):
+    """The session page shows the avatar's frames as they stream, and learns when the session ends."""
+    import json
+    import urllib.request
+
+    new_tutor(page, "Emmy Noether", face_video[0])
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    tutor_id = int(page.url.rstrip("/").rsplit("/", 1)[-1])
+    key = server.api_key()
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(f"{server.url}{path}", method=method, data=json.dumps(body).encode() if body else None,
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    session = call("POST", "/v1/sessions", {"tutor_id": tutor_id, "student_id": 42})
+    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/")
+    page.wait_for_function("Number(document.getElementById('stream').dataset.frames || 0) >= 30", timeout=15_000)
+    assert "640x360" in page.inner_text("#stream-info")
+    page.screenshot(path=str(ARTIFACTS / "staff-session-stream.png"), full_page=True)
+    call("POST", f"/v1/sessions/{session['session_id']}/end")
+    page.wait_for_function("document.getElementById('session-state').textContent === 'ended'", timeout=10_000)

@@ -1,0 +1,34 @@
+"""Who may open a WebSocket: a staff user's browser session from our own pages, or an API key."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.http.request import validate_host
+
+from avatars.authentication import find_active_key
+
+# Close codes, in the application range (4000-4999).
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def _origin_allowed(scope) -> bool:
+    """A browser's session cookie rides along on cross-site sockets too: accept it only from our own pages."""
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True  # not a browser
+    host = origin.decode("latin-1").split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    return validate_host(host, settings.ALLOWED_HOSTS)
+
+
+async def socket_allowed(scope) -> bool:
+    user = scope.get("user")
+    if user is not None and user.is_authenticated and user.is_staff and _origin_allowed(scope):
+        return True
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    key = (query.get("api_key") or [None])[0]
+    return bool(key) and await database_sync_to_async(find_active_key)(key) is not None

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from sessions_app.api import views
+
+urlpatterns = [
+    path("sessions", views.SessionListCreateView.as_view(), name="session-list"),
+    path("sessions/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
+    path("sessions/<str:session_id>/end", views.SessionEndView.as_view(), name="session-end"),
+]

@@ -1,0 +1,49 @@
+"""The /v1/sessions endpoints: parse, call a service, render."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from avatars.api.schema import errors, extend_schema
+from sessions_app import services
+from sessions_app.api.serializers import (
+    CreateSessionSerializer,
+    SessionListQuerySerializer,
+    SessionListSerializer,
+    SessionResourceSerializer,
+    session_resource,
+)
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class SessionListCreateView(APIView):
+    @extend_schema(operation_id="v1_sessions_list", parameters=[SessionListQuerySerializer],
+                   responses={200: SessionListSerializer, **errors(400, 401)})
+    def get(self, request):
+        total, session_ids = services.list_session_ids(**_validated(SessionListQuerySerializer, request.query_params))
+        return Response({"total": total, "sessions": session_ids})
+
+    @extend_schema(request=CreateSessionSerializer,
+                   responses={201: SessionResourceSerializer, **errors(400, 401, 404, 409, 429)})
+    def post(self, request):
+        session = services.create_session(**_validated(CreateSessionSerializer, request.data))
+        return Response(session_resource(session), status=status.HTTP_201_CREATED)
+
+
+class SessionDetailView(APIView):
+    @extend_schema(responses={200: SessionResourceSerializer, **errors(401, 404)})
+    def get(self, request, session_id: str):
+        return Response(session_resource(services.fetch_session(session_id)))
+
+
+class SessionEndView(APIView):
+    @extend_schema(request=None, responses={200: SessionResourceSerializer, **errors(401, 404)})
+    def post(self, request, session_id: str):
+        return Response(session_resource(services.end_session(session_id)))

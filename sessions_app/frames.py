@@ -1,0 +1,120 @@
+"""A ready avatar's frames as JPEG messages, encoded once and shared by every viewer.
+
+Frames are read from the prepared files (`full_imgs/`): JPEG files are sent as they are, PNG files
+are encoded to JPEG once. The encoded frames of all avatars share one LRU cache whose size is a
+setting (SESSION_FRAME_CACHE_MB), so memory does not grow with viewers or with avatars' length;
+a frame pushed out of the cache is read again when next needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avatars import storage
+from avatars.models import Avatar
+
+PNG_TO_JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class AvatarFrames:
+    avatar_id: str
+    version: str  # changes when the avatar is prepared again, so stale cache entries are never used
+    directory: Path
+    names: tuple[str, ...]
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def of(cls, avatar: Avatar) -> "AvatarFrames":
+        root = storage.avatar_path(avatar.avatar_id)
+        manifest = json.loads((root / "avatar.json").read_text())
+        directory = root / "full_imgs"
+        # Loaders sort by the integer in the name, as LiveTalking's does.
+        names = tuple(sorted((p.name for p in directory.iterdir()), key=lambda name: int(Path(name).stem)))
+        source = manifest["source"]
+        return cls(avatar.avatar_id, f"{avatar.run}-{avatar.ready_at}", directory, names, float(manifest["fps"]),
+                   int(source["width"]), int(source["height"]))
+
+
+class FrameCache:
+    """Thread-safe LRU of encoded frames, bounded in bytes."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self.used_bytes = 0
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        with self._lock:
+            if key in self._items or len(data) > self.budget_bytes:
+                return
+            self._items[key] = data
+            self.used_bytes += len(data)
+            while self.used_bytes > self.budget_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self.used_bytes -= len(evicted)
+
+
+_cache: FrameCache | None = None
+_cache_lock = threading.Lock()
+
+
+def frame_cache() -> FrameCache:
+    global _cache
+    from django.conf import settings
+
+    with _cache_lock:
+        if _cache is None:
+            _cache = FrameCache(settings.SESSION_FRAME_CACHE_MB * 1024 * 1024)
+        return _cache
+
+
+def _read_jpeg(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        return data
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, PNG_TO_JPEG_QUALITY])[1].tobytes()
+
+
+async def jpeg_frame(frames: AvatarFrames, index: int) -> bytes:
+    """Frame `index` as JPEG bytes, from the shared cache or (off the event loop) from disk."""
+    cache = frame_cache()
+    key = (frames.avatar_id, frames.version, index)
+    data = cache.get(key)
+    if data is None:
+        data = await asyncio.to_thread(_read_jpeg, frames.directory / frames.names[index])
+        cache.put(key, data)
+    return data
+
+
+def ping_pong(step: int, frame_count: int) -> int:
+    """The frame shown at `step`: forward through the video, then backward, endlessly
+    (0, 1, …, n-1, n-2, …, 1, 0, 1, …), so the loop never jumps."""
+    if frame_count <= 1:
+        return 0
+    period = 2 * frame_count - 2
+    position = step % period
+    return position if position < frame_count else period - position

@@ -1,0 +1,39 @@
+"""A live tutoring session: a student with a tutor, shown through one ready avatar."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class SessionState(models.TextChoices):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class TutoringSession(models.Model):
+    session_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tutor = models.ForeignKey("tutors.Tutor", on_delete=models.CASCADE, related_name="sessions")
+    student_id = models.PositiveBigIntegerField(db_index=True)
+    # The avatar by its id, as the tutor's `avatar_id` is: an ended session still says which it
+    # used after that avatar is deleted.
+    avatar_id = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=16, choices=SessionState.choices, default=SessionState.ACTIVE, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Requests and viewers keep a session alive; past SESSION_IDLE_TIMEOUT_S without either it ends.
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "tutoring session"
+
+    def __str__(self) -> str:
+        return f"{self.session_id} ({self.state})"
+
+    @property
+    def stream_url(self) -> str:
+        return f"/ws/sessions/{self.session_id}/"

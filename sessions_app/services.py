@@ -1,0 +1,121 @@
+"""The rules for tutoring sessions: who may open one, how many, when they end."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from avatars import events
+from avatars.errors import AvatarNotReady, NotFound, SessionLimit
+from avatars.models import Avatar, AvatarState
+from sessions_app.models import SessionState, TutoringSession
+from tutors.models import Tutor
+
+logger = logging.getLogger(__name__)
+
+
+def group_name(session_id) -> str:
+    return f"session.{session_id}"
+
+
+def create_session(*, tutor_id: int, student_id: int, avatar_id: str | None = None) -> TutoringSession:
+    """Open a session of `tutor_id` with `student_id`, shown through `avatar_id` (the tutor's
+    ready avatar when None)."""
+    end_idle_sessions()
+    tutor = Tutor.objects.filter(pk=tutor_id).first()
+    if tutor is None:
+        raise NotFound(f"Tutor {tutor_id} does not exist.", {"field": "tutor_id"})
+    avatar_id = avatar_id or tutor.avatar_id
+    if not avatar_id:
+        raise AvatarNotReady(f"Tutor {tutor_id} has no ready avatar yet; create one from a video first, "
+                             "or name an avatar_id.", {"tutor_id": tutor_id})
+    avatar = Avatar.objects.filter(avatar_id=avatar_id).first()
+    if avatar is None:
+        raise NotFound(f"Avatar '{avatar_id}' does not exist.", {"field": "avatar_id"})
+    if avatar.state != AvatarState.READY:
+        raise AvatarNotReady(f"Avatar '{avatar_id}' is {avatar.state}, not ready; wait for it or use another.",
+                             {"avatar_id": avatar_id, "state": avatar.state})
+    with transaction.atomic():  # count and insert under one write lock: the limit holds under races
+        active = TutoringSession.objects.filter(state=SessionState.ACTIVE).count()
+        if active >= settings.SESSION_MAX_ACTIVE:
+            raise SessionLimit(f"{active} sessions are active, the most this server streams at once; "
+                               "end one or try again later.", {"limit": settings.SESSION_MAX_ACTIVE})
+        session = TutoringSession.objects.create(tutor=tutor, student_id=student_id, avatar_id=avatar_id)
+    logger.info("session %s: opened for tutor %s, student %s, avatar %s", session.session_id, tutor_id, student_id, avatar_id)
+    return session
+
+
+def get_session(session_id) -> TutoringSession:
+    session = find_session(session_id)
+    if session is None:
+        raise NotFound(f"Session '{session_id}' does not exist.")
+    return session
+
+
+def find_session(session_id) -> TutoringSession | None:
+    try:
+        key = uuid.UUID(str(session_id))
+    except ValueError:
+        return None
+    return TutoringSession.objects.filter(pk=key).first()
+
+
+def fetch_session(session_id) -> TutoringSession:
+    """A client asks about a session: settle idleness first, then count the request as activity."""
+    end_idle_sessions()
+    session = get_session(session_id)
+    touch(session)
+    return session
+
+
+def touch(session: TutoringSession) -> None:
+    """Note activity (a request, a viewer), which keeps an active session from ending as idle."""
+    if session.state == SessionState.ACTIVE:
+        TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(last_activity_at=timezone.now())
+
+
+def end_session(session_id, reason: str = "ended") -> TutoringSession:
+    """End a session (ending an ended one changes nothing) and close its viewers' sockets."""
+    session = get_session(session_id)
+    if session.state == SessionState.ACTIVE:
+        now = timezone.now()
+        TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
+            state=SessionState.ENDED, ended_at=now, end_reason=reason)
+        session.refresh_from_db()
+        events.send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
+        logger.info("session %s: ended (%s)", session.session_id, reason)
+    return session
+
+
+def end_idle_sessions() -> int:
+    """End the active sessions with no request and no viewer for SESSION_IDLE_TIMEOUT_S."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SESSION_IDLE_TIMEOUT_S)
+    idle = list(TutoringSession.objects.filter(state=SessionState.ACTIVE, last_activity_at__lt=cutoff)
+                .values_list("session_id", flat=True))
+    for session_id in idle:
+        end_session(session_id, reason="idle")
+    return len(idle)
+
+
+def active_sessions_using(avatar_id: str) -> list[TutoringSession]:
+    return list(TutoringSession.objects.filter(avatar_id=avatar_id, state=SessionState.ACTIVE))
+
+
+def list_session_ids(*, state: str | None = None, tutor_id: int | None = None, student_id: int | None = None,
+                     limit: int = 50, offset: int = 0) -> tuple[int, list[str]]:
+    end_idle_sessions()
+    sessions = TutoringSession.objects.all()
+    if state:
+        sessions = sessions.filter(state=state)
+    if tutor_id:
+        sessions = sessions.filter(tutor_id=tutor_id)
+    if student_id is not None:
+        sessions = sessions.filter(student_id=student_id)
+    total = sessions.count()
+    ids = sessions.order_by("-created_at").values_list("session_id", flat=True)[offset : offset + limit]
+    return total, [str(session_id) for session_id in ids]

@@ -1,0 +1,126 @@
+"""/ws/sessions/<id>/ through the real ASGI application, with Channels' communicator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from avatars import jobs, services as avatar_services
+from avatars.models import AvatarSource
+from sessions_app import services
+from sessions_app.frames import FrameCache, ping_pong
+from tutorplatform.asgi import application
+from tutors.models import Tutor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def session_id(face_video) -> str:
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="streamed", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    assert jobs.runner().wait_idle(60)
+    return str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
+
+
+def connect(session_id: str, api_key: str) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/sessions/{session_id}/?api_key={api_key}")
+
+
+async def watch(communicator: WebsocketCommunicator, seconds: float) -> tuple[dict, list[bytes], float]:
+    """Connect, read the header, then collect frames for `seconds`; returns them and the time taken."""
+    connected, _ = await communicator.connect()
+    assert connected
+    header = json.loads((await communicator.receive_output(5))["text"])
+    frames = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        message = await communicator.receive_output(5)
+        frames.append(message["bytes"])
+    return header, frames, time.monotonic() - started
+
+
+def test_frames_arrive_at_the_avatars_fps_as_jpegs_of_its_size(session_id, api_key):
+    async def scenario():
+        communicator = connect(session_id, api_key)
+        result = await watch(communicator, 3.0)
+        await communicator.disconnect()
+        return result
+
+    header, frames, elapsed = async_to_sync(scenario)()
+    assert header == {"type": "session", "session_id": session_id, "avatar_id": "streamed", "fps": 25.0,
+                      "width": 640, "height": 360, "frame_count": 50}
+    rate = len(frames) / elapsed
+    print(f"one viewer: {rate:.1f} frames/s (avatar fps 25)")
+    assert abs(rate - 25.0) <= 0.15 * 25.0
+    for data in frames[::10]:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape == (360, 640, 3)
+
+
+def test_four_viewers_at_once_each_get_the_full_rate(session_id, api_key):
+    async def scenario():
+        communicators = [connect(session_id, api_key) for _ in range(4)]
+        results = await asyncio.gather(*(watch(c, 2.0) for c in communicators))
+        for communicator in communicators:
+            await communicator.disconnect()
+        return results
+
+    rates = [len(frames) / elapsed for _, frames, elapsed in async_to_sync(scenario)()]
+    print("four viewers: " + ", ".join(f"{rate:.1f}" for rate in rates) + " frames/s")
+    assert all(abs(rate - 25.0) <= 0.15 * 25.0 for rate in rates)
+
+
+def test_ending_the_session_closes_the_socket_with_4404(session_id, api_key):
+    async def scenario():
+        communicator = connect(session_id, api_key)
+        await watch(communicator, 0.3)
+        await sync_to_async(services.end_session)(session_id)
+        while True:
+            message = await communicator.receive_output(5)
+            if message["type"] == "websocket.close":
+                return message
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4404}
+
+
+def test_unknown_or_ended_session_closes_with_4404(session_id, api_key):
+    services.end_session(session_id)
+
+    async def scenario(target):
+        communicator = connect(target, api_key)
+        connected, _ = await communicator.connect()
+        assert connected
+        return await communicator.receive_output(5)
+
+    assert async_to_sync(scenario)(session_id) == {"type": "websocket.close", "code": 4404}
+    assert async_to_sync(scenario)("00000000-0000-0000-0000-000000000000") == {"type": "websocket.close", "code": 4404}
+
+
+def test_a_socket_without_a_key_is_refused(session_id):
+    async def scenario():
+        return await WebsocketCommunicator(application, f"/ws/sessions/{session_id}/").connect()
+
+    assert async_to_sync(scenario)() == (False, 4401)
+
+
+def test_ping_pong_runs_forward_then_backward_without_jumps():
+    sequence = [ping_pong(step, 4) for step in range(10)]
+    assert sequence == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    assert [ping_pong(step, 1) for step in range(3)] == [0, 0, 0]
+
+
+def test_frame_cache_stays_within_its_budget():
+    cache = FrameCache(budget_bytes=1000)
+    for index in range(10):
+        cache.put(("a", "v", index), b"x" * 300)
+    assert cache.used_bytes <= 1000
+    assert cache.get(("a", "v", 9)) is not None and cache.get(("a", "v", 0)) is None
