@@ -19,6 +19,7 @@ from avatars import storage
 from avatars.events import ProgressRecorder, publish_row
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
+from avatars.pipeline.child_process import prepare_in_child
 from avatars.pipeline.device import compute_device
 from tutors.models import Tutor
 
@@ -31,6 +32,7 @@ def video_limits() -> VideoLimits:
         max_duration_s=settings.AVATAR_MAX_DURATION_S,
         min_short_side=settings.AVATAR_MIN_SHORT_SIDE,
         max_long_side=settings.AVATAR_MAX_LONG_SIDE,
+        max_total_pixels=settings.AVATAR_MAX_TOTAL_PIXELS,
     )
 
 
@@ -76,7 +78,9 @@ def _run(avatar_id: str, cancel: threading.Event) -> None:
     logger.info("avatar %s: run %d started", avatar_id, run)
     try:
         with storage.local_source(avatar.source_file) as source:
-            result = prepare(
+            # In a child process by default: there it cannot slow the API down (see child_process.py).
+            run_prepare = prepare_in_child if settings.AVATAR_JOB_IN_CHILD_PROCESS else prepare
+            result = run_prepare(
                 source, work_dir, prepare_options(avatar.apply_blur),
                 on_progress=ProgressRecorder(avatar.pk, avatar_id, run), cancelled=cancel.is_set,
             )

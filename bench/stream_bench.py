@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ async def watch(url: str, viewers: int, seconds: float) -> list[tuple[float, int
 
 
 def main() -> None:
-    from testsupport.live_server import start_live_server
+    from testsupport.live_server import server_environment, start_live_server
     from testsupport.videos import drifting, write_face_video
 
     data_dir = Path(tempfile.mkdtemp(prefix="stream-bench-"))
@@ -71,7 +70,7 @@ def main() -> None:
             avatar = json.loads(response.read())
         assert avatar["state"] == "ready", avatar
         # Tutors are made by staff, not by the API: create one with the server's own shell.
-        env = {**os.environ, "DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "tutorplatform.settings"}
+        env = server_environment(data_dir)
         tutor_id = subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
              "from tutors.models import Tutor; print(Tutor.objects.create(name='Bench').pk)"],

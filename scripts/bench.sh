@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default) or `stream`. Needs the test dependencies.
+# Run a benchmark (bench/): `pipeline` (default), `stream` or `load`. Needs the test dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -7,5 +7,6 @@ install_requirements requirements-test.txt
 case "${1:-pipeline}" in
   pipeline) python bench/pipeline_bench.py ;;
   stream) python bench/stream_bench.py ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|stream]" >&2; exit 2 ;;
+  load) python bench/load_bench.py ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|stream|load]" >&2; exit 2 ;;
 esac

@@ -26,7 +26,7 @@ class LiveServer:
     def api_key(self) -> str:
         """A new API key of this server (the command prints it alone on the last line)."""
         result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "create_api_key", "browser-test"],
-                                env={**os.environ, "DATA_DIR": str(self.data_dir), "DJANGO_SETTINGS_MODULE": "tutorplatform.settings"},
+                                env=server_environment(self.data_dir),
                                 cwd=ROOT, check=True, capture_output=True, text=True)
         return result.stdout.strip().splitlines()[-1]
 
@@ -38,6 +38,15 @@ class LiveServer:
             self.process.kill()
 
 
+def server_environment(data_dir: Path) -> dict[str, str]:
+    """The environment of a real server: this one's, but with the server's own data folder and
+    the production defaults (the test settings turn start-up work off in the test process)."""
+    env = {**os.environ, "DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "tutorplatform.settings"}
+    for name in ("AVATAR_REQUEUE_ON_START", "SESSION_IDLE_SWEEP"):
+        env.pop(name, None)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -45,15 +54,17 @@ def free_port() -> int:
 
 
 def start_live_server(data_dir: Path, username: str = "staff", password: str = "staff-pass-123") -> LiveServer:
-    env = {**os.environ, "DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "tutorplatform.settings",
-           "DJANGO_SUPERUSER_PASSWORD": password}
+    env = server_environment(data_dir)
+    env["DJANGO_SUPERUSER_PASSWORD"] = password
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run(manage + ["migrate", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
     subprocess.run(manage + ["collectstatic", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
-    subprocess.run(manage + ["createsuperuser", "--noinput", "--username", username, "--email", "staff@example.com"],
-                   env=env, check=True, cwd=ROOT, capture_output=True)
+    made = subprocess.run(manage + ["createsuperuser", "--noinput", "--username", username, "--email", "staff@example.com"],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
+    if made.returncode != 0 and "already taken" not in made.stderr:  # a restart finds its user there
+        raise RuntimeError(f"createsuperuser failed: {made.stderr}")
     port = free_port()
-    log = open(data_dir / "server.log", "w")
+    log = open(data_dir / "server.log", "a")
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tutorplatform.asgi:application"],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

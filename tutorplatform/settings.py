@@ -13,6 +13,10 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# FFmpeg inside OpenCV complains on stderr about every damaged upload; the refusal says enough.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -214,6 +218,8 @@ AVATAR_WORK_DIR = Path(env_str("AVATAR_WORK_DIR", str(DATA_DIR / "work"))).resol
 AVATAR_IMPORT_DIRS = [Path(p).resolve() for p in env_list("AVATAR_IMPORT_DIRS", [str(DATA_DIR / "import")])]
 
 AVATAR_WORKERS = env_int("AVATAR_WORKERS", 1)
+# Run each preparation in a child process at low priority, so it cannot slow the API down.
+AVATAR_JOB_IN_CHILD_PROCESS = env_bool("AVATAR_JOB_IN_CHILD_PROCESS", True)
 # Jobs waiting beyond the running ones; past it, creates answer 503 queue_full.
 AVATAR_QUEUE_LIMIT = env_int("AVATAR_QUEUE_LIMIT", 16)
 # Re-queue jobs a crash left queued/processing when the server starts.
@@ -224,6 +230,7 @@ AVATAR_MIN_DURATION_S = env_float("AVATAR_MIN_DURATION_S", 1.0)
 AVATAR_MAX_DURATION_S = env_float("AVATAR_MAX_DURATION_S", 300.0)
 AVATAR_MIN_SHORT_SIDE = env_int("AVATAR_MIN_SHORT_SIDE", 240)
 AVATAR_MAX_LONG_SIDE = env_int("AVATAR_MAX_LONG_SIDE", 4096)
+AVATAR_MAX_TOTAL_PIXELS = env_int("AVATAR_MAX_TOTAL_PIXELS", 1920 * 1080 * 30 * 300)
 # Share of frames that must show a face, and smallest face height as a share of the frame height.
 AVATAR_MIN_FACE_RATIO = env_float("AVATAR_MIN_FACE_RATIO", 0.9)
 AVATAR_MIN_FACE_HEIGHT = env_float("AVATAR_MIN_FACE_HEIGHT", 0.15)

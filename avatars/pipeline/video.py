@@ -45,6 +45,8 @@ class VideoLimits:
     max_duration_s: float = 300.0
     min_short_side: int = 240
     max_long_side: int = 4096
+    # Width x height x frames: bounds the work a video may ask for, whatever its header says.
+    max_total_pixels: int = 1920 * 1080 * 30 * 300
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,13 @@ def probe(path: str | os.PathLike, limits: VideoLimits) -> VideoInfo:
         duration_s = frame_count / fps if frame_count > 0 else 0.0
         if frame_count > 0:
             _check_duration(duration_s, limits)
+            if width * height * frame_count > limits.max_total_pixels:
+                raise PipelineError(
+                    "video_too_large",
+                    f"The video has {frame_count} frames of {width}x{height}, more than this server prepares "
+                    "(setting AVATAR_MAX_TOTAL_PIXELS). Trim it or lower its resolution.",
+                    {"width": width, "height": height, "frame_count": frame_count},
+                )
         ok, frame = capture.read()
         if not ok or frame is None:
             raise PipelineError(

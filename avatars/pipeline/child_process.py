@@ -1,0 +1,108 @@
+"""Run `prepare` in a child process, with the same callbacks as running it in this one.
+
+The pipeline keeps both cores busy and, between OpenCV calls, holds Python's GIL; inside the
+server process that made the API's p99 latency 3-4x worse while a job ran (measured with
+bench/load_bench.py), and lowering the job threads' priority did not cure it, because the GIL is
+not scheduled by priority. In a child process, at low priority, the pipeline cannot hold up a
+request. Progress comes back over a pipe; the cancel flag goes the other way as an event.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+from avatars.pipeline.errors import PipelineCancelled, PipelineError
+from avatars.pipeline.prepare import CancelCheck, PreparedAvatar, PrepareOptions, ProgressCallback, prepare
+
+# Batch work yields the CPU to the server's requests.
+CHILD_NICENESS = 10
+_PR_SET_PDEATHSIG = 1
+
+
+class ChildProcessDied(RuntimeError):
+    """The child ended without a result (killed, out of memory, crashed in native code)."""
+
+
+def _die_with_parent() -> None:
+    # Linux: if the server is killed, its preparation processes die with it rather than go on alone.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_main(video_path: str, out_dir: str, options: PrepareOptions, connection, cancel_event) -> None:
+    _die_with_parent()
+    try:
+        os.nice(CHILD_NICENESS)
+    except OSError:
+        pass
+
+    def report(stage: str, done: int, total: int) -> None:
+        connection.send(("progress", stage, done, total))
+
+    try:
+        result = prepare(video_path, out_dir, options, on_progress=report, cancelled=cancel_event.is_set)
+    except PipelineCancelled:
+        connection.send(("cancelled",))
+    except PipelineError as exc:
+        connection.send(("error", exc.code, exc.message, exc.details))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        connection.send(("crash", f"{type(exc).__name__}: {exc}"))
+    else:
+        connection.send(("done", result))
+    finally:
+        connection.close()
+
+
+def prepare_in_child(
+    video_path: str | Path,
+    out_dir: str | Path,
+    options: PrepareOptions,
+    on_progress: ProgressCallback,
+    cancelled: CancelCheck,
+    poll_s: float = 0.1,
+) -> PreparedAvatar:
+    """`prepare(...)` in a fresh process; raises what it would raise, or ChildProcessDied."""
+    context = multiprocessing.get_context("spawn")  # never fork a threaded server
+    receiver, sender = context.Pipe(duplex=False)
+    cancel_event = context.Event()
+    process = context.Process(
+        target=_child_main, args=(str(video_path), str(out_dir), options, sender, cancel_event),
+        name="avatar-prepare", daemon=True,
+    )
+    process.start()
+    sender.close()
+    try:
+        while True:
+            if cancelled():
+                cancel_event.set()
+            if not receiver.poll(poll_s):
+                if not process.is_alive() and not receiver.poll(0):
+                    raise ChildProcessDied(f"the preparation process ended without a result (exit code {process.exitcode})")
+                continue
+            try:
+                message = receiver.recv()
+            except EOFError as exc:
+                raise ChildProcessDied(f"the preparation process ended without a result (exit code {process.exitcode})") from exc
+            kind = message[0]
+            if kind == "progress":
+                on_progress(*message[1:])
+            elif kind == "done":
+                return message[1]
+            elif kind == "cancelled":
+                raise PipelineCancelled()
+            elif kind == "error":
+                raise PipelineError(message[1], message[2], message[3])
+            else:
+                raise ChildProcessDied(f"the preparation process failed: {message[1]}")
+    finally:
+        receiver.close()
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
