@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from avatars.routing import websocket_urlpatterns as avatar_sockets  # noqa: E402
 from avatars.startup import start_background_work  # noqa: E402
+from tutorplatform.daphne_uploads import stop_form_parsing_in_twisted  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns as session_sockets  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -24,4 +25,5 @@ application = ProtocolTypeRouter(
     }
 )
 
+stop_form_parsing_in_twisted()
 start_background_work()

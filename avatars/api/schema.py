@@ -6,6 +6,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
+from avatars.models import AvatarState
+
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "avatars.authentication.ApiKeyAuthentication"
@@ -34,7 +36,7 @@ class VideoFactsSerializer(serializers.Serializer):
 class AvatarResourceSerializer(serializers.Serializer):
     avatar_id = serializers.CharField()
     tutor_id = serializers.IntegerField(allow_null=True)
-    state = serializers.ChoiceField(choices=["queued", "processing", "ready", "failed", "cancelled"])
+    state = serializers.ChoiceField(choices=AvatarState.choices)
     stage = serializers.CharField(allow_null=True)
     progress = serializers.FloatField()
     frames_done = serializers.IntegerField()
