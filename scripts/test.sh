@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Install what the tests need (into .venv, plus Debian's Chromium for the browser tests) and run
-# every test. CI runs exactly this (.ci/run).
-set -euo pipefail
+# Install what the tests need and run every test. CI runs exactly this (.ci/run).
+#   1. the whole suite on the embedded defaults (SQLite, in-memory channel layer, local files),
+#      with Debian's Chromium installed for the browser tests if it is missing;
+#   2. the API, WebSocket and session tests again against a real PostgreSQL and a real Redis,
+#      installed from Debian and started on loopback here (skipped, and said so, if impossible).
+# Arguments go to pytest and run step 1 only (`bash scripts/test.sh -k pipeline -x`).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-install_requirements requirements-test.txt
+install_requirements requirements-test.txt || exit 1
 
 if ! command -v chromium >/dev/null 2>&1; then
   echo "Installing Debian's chromium for the browser tests ..."
@@ -13,4 +17,23 @@ if ! command -v chromium >/dev/null 2>&1; then
     || echo "WARNING: chromium could not be installed; the browser tests will be reported as skipped." >&2
 fi
 
-exec python -m pytest "$@"
+python -m pytest "$@"
+status=$?
+if [ $# -gt 0 ] || [ $status -ne 0 ]; then
+  exit $status
+fi
+
+echo
+echo "== The API, WebSocket and session tests against PostgreSQL and Redis"
+source scripts/backends.sh
+backends_start
+if [ "$BACKENDS_READY" = 1 ]; then
+  python -m pytest -p no:cacheprovider \
+    avatars/tests/test_api_avatars.py avatars/tests/test_seed_client_flow.py avatars/tests/test_consumers.py \
+    avatars/tests/test_bad_inputs.py avatars/tests/test_backends.py sessions_app
+  status=$?
+else
+  echo "SKIPPED: the PostgreSQL/Redis run did not happen: $BACKENDS_SKIPPED"
+fi
+backends_stop
+exit $status
