@@ -9,7 +9,9 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from avatars import jobs
+from django.core.files.storage import default_storage
+
+from avatars import jobs, storage
 from avatars.pipeline.device import compute_device
 
 
@@ -20,10 +22,16 @@ def _problems() -> list[str]:
             cursor.execute("SELECT 1")
     except Exception as exc:  # any driver error means the same thing here
         problems.append(f"database unavailable: {type(exc).__name__}")
+    if storage.uses_object_storage():
+        try:
+            default_storage.exists("health-probe")
+        except Exception as exc:  # any client error means the store cannot be used
+            problems.append(f"object storage unavailable: {type(exc).__name__}")
     try:
-        settings.AVATAR_ROOT.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=settings.AVATAR_ROOT, prefix=".health-"):
-            pass
+        for folder in (settings.AVATAR_WORK_DIR, settings.AVATAR_ROOT):
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".health-"):
+                pass
     except OSError as exc:
         problems.append(f"data folder not writable: {exc.strerror}")
     return problems

@@ -1,6 +1,6 @@
 """A ready avatar's frames as JPEG messages, encoded once and shared by every viewer.
 
-Frames are read from the prepared files (`full_imgs/`): JPEG files are sent as they are, PNG files
+Frames are read from the prepared files (`full_imgs/`, local or in object storage): JPEG files are sent as they are, PNG files
 are encoded to JPEG once. The encoded frames of all avatars share one LRU cache whose size is a
 setting (SESSION_FRAME_CACHE_MB), so memory does not grow with viewers or with avatars' length;
 a frame pushed out of the cache is read again when next needed.
@@ -28,7 +28,6 @@ PNG_TO_JPEG_QUALITY = 90
 class AvatarFrames:
     avatar_id: str
     version: str  # changes when the avatar is prepared again, so stale cache entries are never used
-    directory: Path
     names: tuple[str, ...]
     fps: float
     width: int
@@ -40,13 +39,11 @@ class AvatarFrames:
 
     @classmethod
     def of(cls, avatar: Avatar) -> "AvatarFrames":
-        root = storage.avatar_path(avatar.avatar_id)
-        manifest = json.loads((root / "avatar.json").read_text())
-        directory = root / "full_imgs"
+        manifest = json.loads(storage.read_prepared(avatar.avatar_id, "avatar.json"))
         # Loaders sort by the integer in the name, as LiveTalking's does.
-        names = tuple(sorted((p.name for p in directory.iterdir()), key=lambda name: int(Path(name).stem)))
+        names = tuple(sorted(storage.list_prepared(avatar.avatar_id, "full_imgs"), key=lambda name: int(Path(name).stem)))
         source = manifest["source"]
-        return cls(avatar.avatar_id, f"{avatar.run}-{avatar.ready_at}", directory, names, float(manifest["fps"]),
+        return cls(avatar.avatar_id, f"{avatar.run}-{avatar.ready_at}", names, float(manifest["fps"]),
                    int(source["width"]), int(source["height"]))
 
 
@@ -91,9 +88,9 @@ def frame_cache() -> FrameCache:
         return _cache
 
 
-def _read_jpeg(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.suffix.lower() in (".jpg", ".jpeg"):
+def _read_jpeg(avatar_id: str, name: str) -> bytes:
+    data = storage.read_prepared(avatar_id, f"full_imgs/{name}")
+    if Path(name).suffix.lower() in (".jpg", ".jpeg"):
         return data
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, PNG_TO_JPEG_QUALITY])[1].tobytes()
@@ -105,7 +102,7 @@ async def jpeg_frame(frames: AvatarFrames, index: int) -> bytes:
     key = (frames.avatar_id, frames.version, index)
     data = cache.get(key)
     if data is None:
-        data = await asyncio.to_thread(_read_jpeg, frames.directory / frames.names[index])
+        data = await asyncio.to_thread(_read_jpeg, frames.avatar_id, frames.names[index])
         cache.put(key, data)
     return data
 

@@ -260,6 +260,38 @@ APP_VERSION = "0.1.0"
 AVATAR_ROOT = Path(env_str("AVATAR_ROOT", str(DATA_DIR / "avatars"))).resolve()
 AVATAR_WORK_DIR = Path(env_str("AVATAR_WORK_DIR", str(DATA_DIR / "work"))).resolve()
 
+# Object storage (S3 or compatible) for source videos and prepared avatars; empty: local files.
+AVATAR_S3_BUCKET = env_str("AVATAR_S3_BUCKET", "")
+
+
+def s3_storages(bucket: str, endpoint_url: str | None, access_key: str | None, secret_key: str | None,
+                region: str | None) -> dict:
+    """Django's STORAGES with the default storage on an S3-compatible object store."""
+    return {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": endpoint_url,
+                "access_key": access_key,
+                "secret_key": secret_key,
+                "region_name": region,
+                "file_overwrite": True,  # a reprocessed avatar replaces its files
+            },
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+if AVATAR_S3_BUCKET:
+    STORAGES = s3_storages(
+        AVATAR_S3_BUCKET,
+        env_str("AVATAR_S3_ENDPOINT_URL", "") or None,
+        env_str("AVATAR_S3_ACCESS_KEY_ID", "") or None,
+        env_str("AVATAR_S3_SECRET_ACCESS_KEY", "") or None,
+        env_str("AVATAR_S3_REGION", "") or None,
+    )
+
 # POST /v1/avatars may only read videos inside these folders (after following links).
 AVATAR_IMPORT_DIRS = [Path(p).resolve() for p in env_list("AVATAR_IMPORT_DIRS", [str(DATA_DIR / "import")])]
 

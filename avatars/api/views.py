@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import HttpResponse
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -113,10 +113,9 @@ class AvatarPreviewView(APIView):
                               **errors(401, 404)})
     def get(self, request, avatar_id: str):
         avatar = services.get_avatar(avatar_id)
-        preview = storage.preview_file(avatar_id)
-        if avatar.state != AvatarState.READY or not preview.is_file():
+        if avatar.state != AvatarState.READY or not storage.prepared_exists(avatar_id, "preview.jpg"):
             raise NotFound(f"Avatar '{avatar_id}' has no preview until it is ready (it is {avatar.state}).")
-        return FileResponse(open(preview, "rb"), content_type="image/jpeg")
+        return HttpResponse(storage.read_prepared(avatar_id, "preview.jpg"), content_type="image/jpeg")
 
 
 class AvatarReprocessView(APIView):

@@ -354,7 +354,7 @@ def test_preview_is_a_jpeg_once_ready_and_404_before(client_with_key, face_video
     assert runner.wait_idle(60)
     response = client_with_key.get("/v1/avatars/a1/preview")
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
-    assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
+    assert response.content[:2] == b"\xff\xd8"
 
 
 def test_reprocess_runs_again_from_the_stored_source(client_with_key, isolated_storage, face_video):

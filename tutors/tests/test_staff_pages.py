@@ -95,7 +95,9 @@ def test_admin_tutor_form_takes_the_video(staff_client, face_video):
     assert jobs.runner().wait_idle(60)
     avatars_page = staff_client.get("/admin/avatars/avatar/").content.decode()
     assert f"avatar_tutor_{tutor.pk}" in avatars_page
-    detail = staff_client.get(f"/admin/avatars/avatar/{Avatar.objects.get().pk}/change/").content.decode()
+    avatar = Avatar.objects.get()
+    assert avatar.state == "ready", (avatar.state, avatar.error_code, avatar.error_message)
+    detail = staff_client.get(f"/admin/avatars/avatar/{avatar.pk}/change/").content.decode()
     assert "/preview" in detail
 
 
