@@ -43,7 +43,7 @@ def health(request) -> JsonResponse:
     body = {
         "status": "ok",
         "device": compute_device(),
-        "workers": settings.AVATAR_WORKERS,
+        "workers": jobs.worker_count(),
         "queued": queued,
         "processing": processing,
         "version": settings.APP_VERSION,

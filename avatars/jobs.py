@@ -1,8 +1,10 @@
-"""The background job runner: a thread pool inside the server process.
+"""The background job runner.
 
-`submit`, `reserve` and `cancel` are the only seam between the services and whatever runs the
-jobs; a distributed queue can take the pool's place behind them. The pool runs
-`avatars.worker.run_avatar_job(avatar_id, cancel_event)` for each job.
+`reserve`, `submit`, `cancel` and `counts` are the only seam between the services and whatever
+runs the jobs. By default (AVATAR_JOB_QUEUE=threads) a thread pool inside the server process
+runs `avatars.worker.run_avatar_job(avatar_id, cancel_event)` for each job; with
+AVATAR_JOB_QUEUE=celery, Celery workers on any machine run the same function (avatars/tasks.py),
+and the shared database carries the queue limit and cancellations.
 """
 
 from __future__ import annotations
@@ -126,8 +128,65 @@ class JobRunner:
             job.done.set()
 
 
+class CeleryJobs:
+    """The same seam over Celery: the database, which all machines share, is the queue's truth."""
+
+    def __init__(self, queue_limit: int) -> None:
+        self.queue_limit = queue_limit
+        self.workers = 0  # on other machines
+
+    def counts(self) -> tuple[int, int]:
+        from avatars.models import Avatar, AvatarState
+
+        return (Avatar.objects.filter(state=AvatarState.QUEUED).count(),
+                Avatar.objects.filter(state=AvatarState.PROCESSING).count())
+
+    def reserve(self) -> Reservation:
+        queued, _ = self.counts()
+        if queued >= self.queue_limit:
+            raise QueueFull(f"{queued} avatars are already waiting to be processed; try again in a minute.", 30)
+        return _CeleryReservation()
+
+    def submit(self, avatar_id: str) -> None:
+        import tutorplatform.celery  # noqa: F401  (configures the Celery app: broker, options)
+        from avatars.tasks import prepare_avatar
+
+        prepare_avatar.delay(avatar_id)
+
+    def cancel(self, avatar_id: str, wait_s: float = 0.0) -> bool:
+        """Mark the job cancelled; its worker sees that within half a second and stops."""
+        from avatars.models import ACTIVE_STATES, Avatar, AvatarState
+
+        Avatar.objects.filter(avatar_id=avatar_id, state__in=ACTIVE_STATES).update(state=AvatarState.CANCELLED)
+        deadline = time.monotonic() + wait_s
+        while True:
+            # The worker clears the stage when it has stopped and cleaned up.
+            if not Avatar.objects.filter(avatar_id=avatar_id, stage__isnull=False).exists():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+
+class _CeleryReservation(Reservation):
+    def __init__(self) -> None:
+        self._open = True
+
+    def submit(self, avatar_id: str) -> None:
+        if self._open:
+            self._open = False
+            CeleryJobs(0).submit(avatar_id)
+
+    def release(self) -> None:
+        self._open = False
+
+
 _runner: JobRunner | None = None
 _runner_lock = threading.Lock()
+
+
+def uses_celery() -> bool:
+    return settings.AVATAR_JOB_QUEUE == "celery"
 
 
 def runner() -> JobRunner:
@@ -141,17 +200,28 @@ def runner() -> JobRunner:
         return _runner
 
 
+def _backend() -> JobRunner | CeleryJobs:
+    return CeleryJobs(settings.AVATAR_QUEUE_LIMIT) if uses_celery() else runner()
+
+
 def reserve() -> Reservation:
-    return runner().reserve()
+    return _backend().reserve()
 
 
 def submit(avatar_id: str) -> None:
-    runner().submit(avatar_id)
+    _backend().submit(avatar_id)
 
 
 def cancel(avatar_id: str, wait_s: float = 0.0) -> bool:
-    return runner().cancel(avatar_id, wait_s)
+    return _backend().cancel(avatar_id, wait_s)
 
 
 def counts() -> tuple[int, int]:
+    if uses_celery():
+        return _backend().counts()
     return runner().counts() if _runner is not None else (0, 0)
+
+
+def worker_count() -> int:
+    """Job slots in this process (0 with Celery: the workers run elsewhere)."""
+    return 0 if uses_celery() else settings.AVATAR_WORKERS

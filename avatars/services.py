@@ -16,7 +16,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from avatars import events, jobs, storage
-from avatars.errors import AvatarBusy, AvatarExists, AvatarInUse, InvalidRequest, InvalidVideo, NotFound, UnsupportedMedia
+from avatars.errors import (
+    AvatarBusy,
+    AvatarExists,
+    AvatarInUse,
+    InvalidRequest,
+    InvalidVideo,
+    NotFound,
+    QueueFull,
+    UnsupportedMedia,
+)
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
 from avatars.worker import video_limits
@@ -137,7 +146,13 @@ def create_avatar(
         if stored_name:
             storage.remove_source(stored_name)
         raise
-    reservation.submit(avatar_id)
+    try:
+        reservation.submit(avatar_id)
+    except Exception as exc:  # the queue (a broker) cannot be reached: keep nothing, say so
+        logger.exception("avatar %s: could not be queued", avatar_id)
+        Avatar.objects.filter(pk=avatar.pk).delete()
+        storage.remove_source(stored_name)
+        raise QueueFull("The job queue cannot be reached; try again in a minute.", retry_after_s=60) from exc
     logger.info("avatar %s: queued from %s (%s)", avatar_id, source, original_name)
     return avatar
 
@@ -232,7 +247,10 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
 
 
 def requeue_interrupted() -> int:
-    """Queue again the jobs a crash left queued or processing; run at server start."""
+    """Queue again the jobs a crash left queued or processing; run at server start. (With Celery
+    the broker does this: a job whose worker died is delivered again, so nothing to do here.)"""
+    if jobs.uses_celery():
+        return 0
     storage.clear_work_dirs()
     interrupted = list(Avatar.objects.filter(state__in=ACTIVE_STATES).order_by("created_at"))
     for avatar in interrupted:

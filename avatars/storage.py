@@ -50,6 +50,14 @@ def new_work_dir(avatar_id: str) -> Path:
     return settings.AVATAR_WORK_DIR / f"{avatar_id}-{uuid.uuid4().hex[:12]}"
 
 
+def clear_work_dirs_of(avatar_id: str) -> None:
+    """Remove what earlier runs of this avatar left behind (a worker killed mid-run on this
+    machine): one run per avatar runs at a time, so none of it is in use."""
+    if settings.AVATAR_WORK_DIR.is_dir():
+        for child in settings.AVATAR_WORK_DIR.glob(f"{avatar_id}-*"):
+            shutil.rmtree(child, ignore_errors=True)
+
+
 def clear_work_dirs() -> None:
     """Remove what runs that died with the process left in the work folder."""
     if settings.AVATAR_WORK_DIR.is_dir():

@@ -52,16 +52,20 @@ def prepare_options(apply_blur: bool) -> PrepareOptions:
     )
 
 
-def run_avatar_job(avatar_id: str, cancel: threading.Event) -> None:
+def run_avatar_job(avatar_id: str, cancel: threading.Event, in_child_process: bool | None = None) -> None:
+    """Prepare one avatar. `in_child_process` (default: the setting) runs the pipeline in a child
+    process, which protects a server's API; a Celery worker is already a process of its own."""
     close_old_connections()
+    if in_child_process is None:
+        in_child_process = settings.AVATAR_JOB_IN_CHILD_PROCESS
     try:
-        _run(avatar_id, cancel)
+        _run(avatar_id, cancel, in_child_process)
     finally:
         # Worker threads outlive requests; never keep a connection (and SQLite's locks) idle.
         connection.close()
 
 
-def _run(avatar_id: str, cancel: threading.Event) -> None:
+def _run(avatar_id: str, cancel: threading.Event, in_child_process: bool) -> None:
     avatar = Avatar.objects.filter(avatar_id=avatar_id).first()
     if avatar is None or avatar.state not in ACTIVE_STATES:
         return  # deleted, or finished by an earlier job, before this one started
@@ -74,12 +78,13 @@ def _run(avatar_id: str, cancel: threading.Event) -> None:
         run=run, error_code=None, error_message=None, updated_at=timezone.now(),
     )
     publish_row(avatar.pk)
+    storage.clear_work_dirs_of(avatar_id)
     work_dir = storage.new_work_dir(avatar_id)
     logger.info("avatar %s: run %d started", avatar_id, run)
     try:
         with storage.local_source(avatar.source_file) as source:
             # In a child process by default: there it cannot slow the API down (see child_process.py).
-            run_prepare = prepare_in_child if settings.AVATAR_JOB_IN_CHILD_PROCESS else prepare
+            run_prepare = prepare_in_child if in_child_process else prepare
             result = run_prepare(
                 source, work_dir, prepare_options(avatar.apply_blur),
                 on_progress=ProgressRecorder(avatar.pk, avatar_id, run), cancelled=cancel.is_set,

@@ -27,6 +27,8 @@ backends_start() {
   $run_as "$bin/pg_ctl" -D "$BACKENDS_DIR/pg" -l "$BACKENDS_DIR/pg.log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $BACKENDS_DIR" start >/dev/null \
     || { BACKENDS_SKIPPED="PostgreSQL did not start (see $BACKENDS_DIR/pg.log)"; return 0; }
+  "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE avatars" >/dev/null \
+    || { BACKENDS_SKIPPED="could not create the database"; return 0; }
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
     --pidfile "$BACKENDS_DIR/redis.pid" --logfile "$BACKENDS_DIR/redis.log" \
     || { BACKENDS_SKIPPED="redis-server did not start"; return 0; }

@@ -3,7 +3,8 @@
 #   1. the whole suite on the embedded defaults (SQLite, in-memory channel layer, local files),
 #      with Debian's Chromium installed for the browser tests if it is missing;
 #   2. the API, WebSocket and session tests again against a real PostgreSQL and a real Redis,
-#      installed from Debian and started on loopback here (skipped, and said so, if impossible).
+#      installed from Debian and started on loopback here, plus the Celery tests (an API server
+#      and separate worker processes); skipped, and said so, if those cannot be had here.
 # Arguments go to pytest and run step 1 only (`bash scripts/test.sh -k pipeline -x`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ backends_start
 if [ "$BACKENDS_READY" = 1 ]; then
   python -m pytest -p no:cacheprovider \
     avatars/tests/test_api_avatars.py avatars/tests/test_seed_client_flow.py avatars/tests/test_consumers.py \
-    avatars/tests/test_bad_inputs.py avatars/tests/test_backends.py sessions_app
+    avatars/tests/test_bad_inputs.py avatars/tests/test_backends.py avatars/tests/test_celery.py sessions_app
   status=$?
 else
   echo "SKIPPED: the PostgreSQL/Redis run did not happen: $BACKENDS_SKIPPED"

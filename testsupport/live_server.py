@@ -22,11 +22,12 @@ class LiveServer:
     username: str
     password: str
     process: subprocess.Popen
+    env: dict[str, str]
 
     def api_key(self) -> str:
         """A new API key of this server (the command prints it alone on the last line)."""
         result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "create_api_key", "browser-test"],
-                                env=server_environment(self.data_dir),
+                                env=self.env,
                                 cwd=ROOT, check=True, capture_output=True, text=True)
         return result.stdout.strip().splitlines()[-1]
 
@@ -53,8 +54,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_live_server(data_dir: Path, username: str = "staff", password: str = "staff-pass-123") -> LiveServer:
-    env = server_environment(data_dir)
+def start_live_server(data_dir: Path, username: str = "staff", password: str = "staff-pass-123",
+                      extra_env: dict[str, str] | None = None) -> LiveServer:
+    env = {**server_environment(data_dir), **(extra_env or {})}
     env["DJANGO_SUPERUSER_PASSWORD"] = password
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run(manage + ["migrate", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
@@ -77,7 +79,7 @@ def start_live_server(data_dir: Path, username: str = "staff", password: str = "
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
                 if response.status == 200:
-                    return LiveServer(url, data_dir, username, password, process)
+                    return LiveServer(url, data_dir, username, password, process, env)
         except OSError:
             time.sleep(0.2)
     process.kill()

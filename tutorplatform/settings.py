@@ -295,6 +295,15 @@ if AVATAR_S3_BUCKET:
 # POST /v1/avatars may only read videos inside these folders (after following links).
 AVATAR_IMPORT_DIRS = [Path(p).resolve() for p in env_list("AVATAR_IMPORT_DIRS", [str(DATA_DIR / "import")])]
 
+# Who runs the jobs: "threads" (a pool in the server process, the default) or "celery" (worker
+# processes on any machine, started with `celery -A tutorplatform worker`; needs a broker).
+AVATAR_JOB_QUEUE = env_str("AVATAR_JOB_QUEUE", "threads")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", os.environ.get("REDIS_URL", ""))
+CELERY_TASK_ACKS_LATE = True  # a job whose worker dies goes back to the queue
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # one job at a time per worker slot: long jobs, fair spread
+# How long a job taken by a worker that vanished stays invisible before another worker gets it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("AVATAR_JOB_VISIBILITY_TIMEOUT_S", 3600)}
 AVATAR_WORKERS = env_int("AVATAR_WORKERS", 1)
 # Run each preparation in a child process at low priority, so it cannot slow the API down.
 AVATAR_JOB_IN_CHILD_PROCESS = env_bool("AVATAR_JOB_IN_CHILD_PROCESS", True)

@@ -1,0 +1,133 @@
+"""Jobs on Celery: an API server and a separate worker process, sharing the database, the files
+and Redis (broker and channel layer). Runs in the test command's PostgreSQL/Redis pass."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from testsupport.live_server import ROOT, start_live_server
+from testsupport.videos import drifting, write_face_video
+
+pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the PostgreSQL/Redis pass)")
+
+
+@pytest.fixture(scope="module")
+def api_and_worker(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("celery")
+    (data_dir / "import").mkdir()
+    # A short visibility timeout, so a job whose worker was killed comes back within the test.
+    extra = {"AVATAR_JOB_QUEUE": "celery", "REDIS_URL": os.environ["REDIS_URL"], "AVATAR_JOB_VISIBILITY_TIMEOUT_S": "5"}
+    server = start_live_server(data_dir, extra_env=extra)
+    workers = [start_worker(server, data_dir)]
+    key = server.api_key()
+    yield server, workers, key, data_dir
+    for worker in workers:
+        worker.terminate()
+        worker.wait(20)
+    server.stop()
+
+
+def start_worker(server, data_dir: Path) -> subprocess.Popen:
+    """`celery -A tutorplatform worker`, as each GPU machine would run it; in its own process group."""
+    log = open(data_dir / "worker.log", "a")
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "tutorplatform", "worker", "--concurrency", "1",
+                             "--loglevel", "INFO"], cwd=ROOT, env=server.env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def call(server, key: str, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(f"{server.url}{path}", method=method, data=json.dumps(body).encode() if body else None,
+                                     headers={"X-API-Key": key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+async def progress_messages(url: str) -> list[dict]:
+    import websockets
+
+    messages = []
+    async with websockets.connect(url) as socket:
+        async for raw in socket:
+            message = json.loads(raw)
+            messages.append(message)
+            if message["state"] in ("ready", "failed", "cancelled"):
+                return messages
+    return messages
+
+
+def test_a_worker_process_prepares_the_upload_and_progress_reaches_the_api_socket(api_and_worker, face_video):
+    server, workers, key, data_dir = api_and_worker
+    video = data_dir / "import" / "tutor.mp4"
+    write_face_video(video, width=640, height=360, seconds=6.0, motion=drifting(640, 360))
+    created = call(server, key, "POST", "/v1/avatars", {"avatar_id": "via_celery", "video_path": str(video)})
+    assert created["state"] == "queued"
+    socket_url = server.url.replace("http", "ws") + f"/ws/avatars/via_celery/?api_key={key}"
+    messages = asyncio.run(asyncio.wait_for(progress_messages(socket_url), 120))
+    print(f"{len(messages)} progress messages through Redis: " + ", ".join(f"{m['stage'] or m['state']} {m['progress']}" for m in messages))
+    assert messages[-1]["state"] == "ready"
+    assert any(m["state"] == "processing" for m in messages)
+    assert [m["progress"] for m in messages] == sorted(m["progress"] for m in messages)
+    avatar = call(server, key, "GET", "/v1/avatars/via_celery")
+    assert avatar["state"] == "ready" and avatar["video"]["frame_count"] == 150
+    assert len(list((Path(avatar["avatar_path"]) / "full_imgs").iterdir())) == 150
+    # Prepared by the worker, not by the API server.
+    assert "avatar via_celery: run 1 ready" in (data_dir / "worker.log").read_text()
+    assert "run 1 started" not in (data_dir / "server.log").read_text()
+    health = call(server, key, "GET", "/health")
+    assert health["workers"] == 0
+
+
+def test_deleting_through_the_api_cancels_the_job_on_the_worker(api_and_worker):
+    server, workers, key, data_dir = api_and_worker
+    video = data_dir / "import" / "long.mp4"
+    write_face_video(video, width=640, height=360, seconds=20.0)
+    call(server, key, "POST", "/v1/avatars", {"avatar_id": "to_cancel", "video_path": str(video)})
+    for _ in range(300):
+        if call(server, key, "GET", "/v1/avatars/to_cancel")["state"] == "processing":
+            break
+        time.sleep(0.1)
+    started = time.monotonic()
+    assert call(server, key, "DELETE", "/v1/avatars/to_cancel")["status"] == "success"
+    print(f"delete answered in {time.monotonic() - started:.2f} s")
+    time.sleep(1.5)
+    assert "to_cancel: run 1 cancelled" in (data_dir / "worker.log").read_text()
+    assert not (data_dir / "avatars" / "to_cancel").exists()
+    assert not list((data_dir / "work").glob("to_cancel-*"))
+
+
+def test_a_job_whose_worker_is_killed_is_delivered_again_and_finishes(api_and_worker):
+    import signal
+
+    server, workers, key, data_dir = api_and_worker
+    video = data_dir / "import" / "survivor.mp4"
+    write_face_video(video, width=640, height=360, seconds=20.0)
+    call(server, key, "POST", "/v1/avatars", {"avatar_id": "survivor", "video_path": str(video)})
+    for _ in range(300):
+        state = call(server, key, "GET", "/v1/avatars/survivor")
+        if state["state"] == "processing" and state["progress"] > 10:
+            break
+        time.sleep(0.1)
+    assert state["state"] == "processing"
+    os.killpg(workers[0].pid, signal.SIGKILL)  # the worker and its pool process, at once
+    workers[0].wait(10)
+    assert not Path(state["avatar_path"]).exists()
+    workers.append(start_worker(server, data_dir))
+    for _ in range(900):
+        state = call(server, key, "GET", "/v1/avatars/survivor")
+        if state["state"] in ("ready", "failed"):
+            break
+        time.sleep(0.1)
+    print(f"after the kill: {state['state']} (run redelivered by the broker)")
+    assert state["state"] == "ready", state
+    assert len(list((Path(state["avatar_path"]) / "full_imgs").iterdir())) == 500
+    assert not list((data_dir / "work").glob("survivor-*")), "the killed run's work folder is cleaned up"
