@@ -6,9 +6,11 @@ feathered for a soft edge. Because the mask follows the smoothed face track, it 
 between frames. Limits: an arm raised beside the head, or a tutor leaning far sideways, falls
 partly in the blurred zone; it is a head-and-shoulders shape, not a segmentation.
 
-The background is blurred on a quarter-size copy (two pyramid steps down, a Gaussian, one
-resize up): a few ms on a 720p frame against ~30 ms at full size, and the same look at this
-strength. `torch_blur.py` does the same computation with torch, for a CUDA device.
+The background is blurred on a copy shrunk 8x each way (an 8x8 box average, a Gaussian, one
+resize back up): ~1.5 ms on a 720p frame against ~30 ms for the Gaussian at full size, and the
+same look at this strength. (Three pyramid steps down looked the same and cost 0.6 ms more.)
+The per-pixel blend with the mask, only over the person's region, is the rest of the cost.
+`torch_blur.py` does the same computation with torch, for a CUDA device.
 """
 
 from __future__ import annotations
@@ -18,9 +20,19 @@ import math
 import cv2
 import numpy as np
 
-PYRAMID_STEPS = 3  # work at 1/8 of the frame's size
+SHRINK = 8  # the background is blurred at 1/8 of the frame's size each way
 DEFAULT_SIGMA = 15.0  # in full-frame pixels
-_GRID = 2**PYRAMID_STEPS
+_GRID = SHRINK
+
+
+def shrink(frame_bgr: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    """The frame's 8x8 box averages. The last width % 8 columns and height % 8 rows are left out
+    (an exact 8x factor takes OpenCV's fast path); stretching the result back over the whole frame
+    moves the blurred background by under 8 pixels, which a blur of sigma 15 hides."""
+    height, width = frame_bgr.shape[:2]
+    size = (max(1, width // SHRINK), max(1, height // SHRINK))
+    whole = frame_bgr[: size[1] * SHRINK, : size[0] * SHRINK]
+    return cv2.resize(whole, size, dst=dst, interpolation=cv2.INTER_AREA)
 
 
 def person_region(cx: float, cy: float, size: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -98,11 +110,9 @@ class BackgroundBlur:
     def __call__(self, frame_bgr: np.ndarray, cx: float, cy: float, size: float) -> np.ndarray:
         """The blurred frame, (H, W, 3) uint8; valid until this instance's next call."""
         height, width = frame_bgr.shape[:2]
-        small = frame_bgr
-        for step in range(PYRAMID_STEPS):
-            shape = ((small.shape[0] + 1) // 2, (small.shape[1] + 1) // 2, 3)
-            small = cv2.pyrDown(small, dst=self._buffer(f"pyramid{step}", shape))
-        small = cv2.GaussianBlur(small, (0, 0), self.sigma / _GRID, dst=self._buffer("small", small.shape))
+        shape = (max(1, height // SHRINK), max(1, width // SHRINK), 3)
+        small = shrink(frame_bgr, dst=self._buffer("shrunk", shape))
+        small = cv2.GaussianBlur(small, (0, 0), self.sigma / _GRID, dst=self._buffer("small", shape))
         out = cv2.resize(small, (width, height), dst=self._buffer("out", (height, width, 3)),
                          interpolation=cv2.INTER_LINEAR)
         # Only the person's region needs a per-pixel blend; the rest is background already.
@@ -120,9 +130,6 @@ def blur_background(frame_bgr: np.ndarray, mask: np.ndarray, sigma: float = DEFA
     """`frame_bgr` (H, W, 3) uint8 with everything outside `mask` (H, W) float32 blurred: the
     plain form of BackgroundBlur, for one-off use and for comparing with the torch path."""
     height, width = frame_bgr.shape[:2]
-    small = frame_bgr
-    for _ in range(PYRAMID_STEPS):
-        small = cv2.pyrDown(small)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / _GRID)
+    small = cv2.GaussianBlur(shrink(frame_bgr), (0, 0), sigma / _GRID)
     blurred = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     return cv2.blendLinear(frame_bgr, blurred, mask, 1.0 - mask)

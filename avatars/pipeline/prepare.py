@@ -261,7 +261,7 @@ class _Run:
                             stats["attempts"] += 1
                             full = True
                             candidates = self.detector.detect(frame)
-                chosen = tracker.add(index, candidates)
+                chosen = tracker.add(index, candidates, full)
                 if candidates is not None:
                     lost = chosen is None  # search every frame until the face is back
                 if full and chosen is not None:

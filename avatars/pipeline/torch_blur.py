@@ -1,9 +1,9 @@
 """The background blur of blur.py as torch tensor operations, for a CUDA device.
 
 On the CPU, OpenCV is faster (measured here: torch's CPU blur is ~10x slower), so the pipeline
-uses this module only when the compute device is a GPU. Both compute the same thing: pyramid
-steps down (5-tap binomial filter, mirrored borders), a Gaussian, bilinear resize back up, and a
-per-pixel blend with the person mask; a test checks that the two agree on the CPU.
+uses this module only when the compute device is a GPU. Both compute the same thing: 8x8 box
+averages, a Gaussian (mirrored borders), bilinear resize back up, and a per-pixel blend with the
+person mask; a test checks that the two agree on the CPU.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avatars.pipeline.blur import DEFAULT_SIGMA, PYRAMID_STEPS
-
-_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+from avatars.pipeline.blur import DEFAULT_SIGMA, SHRINK
 
 
-def _separable(images: torch.Tensor, taps: torch.Tensor, stride: int = 1) -> torch.Tensor:
+def _separable(images: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """Filter (N, C, H, W) float images with the 1-D kernel `taps` along both axes, mirrored borders."""
     channels = images.shape[1]
     radius = len(taps) // 2
@@ -26,9 +24,9 @@ def _separable(images: torch.Tensor, taps: torch.Tensor, stride: int = 1) -> tor
     horizontal = taps.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
     vertical = taps.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
     images = F.pad(images, (radius, radius, 0, 0), mode="reflect")
-    images = F.conv2d(images, horizontal, groups=channels, stride=(1, stride))
+    images = F.conv2d(images, horizontal, groups=channels)
     images = F.pad(images, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(images, vertical, groups=channels, stride=(stride, 1))
+    return F.conv2d(images, vertical, groups=channels)
 
 
 def blur_background(frames: torch.Tensor, masks: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.Tensor:
@@ -36,10 +34,10 @@ def blur_background(frames: torch.Tensor, masks: torch.Tensor, sigma: float = DE
     [0, 1]; returns (N, 3, H, W) uint8 on the frames' device."""
     height, width = frames.shape[-2:]
     images = frames.float()
-    small = images
-    for _ in range(PYRAMID_STEPS):
-        small = _separable(small, _BINOMIAL, stride=2)
-    small_sigma = sigma / 2**PYRAMID_STEPS
+    # As blur.shrink: 8x8 box averages, leaving out the last width % 8 columns and height % 8 rows.
+    small = F.avg_pool2d(images[..., : height // SHRINK * SHRINK, : width // SHRINK * SHRINK], SHRINK)
+    small = small.round()  # OpenCV's shrunk copy is 8-bit
+    small_sigma = sigma / SHRINK
     # The same kernel OpenCV's GaussianBlur builds for 8-bit images with this sigma.
     ksize = int(round(small_sigma * 3 * 2 + 1)) | 1
     gaussian = torch.from_numpy(cv2.getGaussianKernel(ksize, small_sigma).ravel().astype(np.float32))

@@ -28,17 +28,20 @@ class FaceAssociator:
     Haar cascades fire on faces that are not there (a helmet rim, a poster), with fewer
     neighbours than a real face; such a box often persists while the real face is covered. So a
     detection is accepted if it continues the track (near the last face, of similar size), or
-    else if it is at least half as sure as the faces accepted so far.
+    else if it is at least half as sure as the faces accepted so far by the same kind of search:
+    a search near the last face tries fewer sizes, so even a real face collects fewer neighbours
+    there (measured: ~10 against ~30), and one typical score for both let a false face through.
     """
 
     def __init__(self, max_gap: int) -> None:
         self.max_gap = max_gap
         self.last: FaceBox | None = None
         self.last_index = -1
-        self.scores: list[float] = []
+        self.scores: dict[bool, list[float]] = {True: [], False: []}  # by full_search
 
-    def _typical_score(self) -> float:
-        return float(np.median(self.scores[-50:])) if self.scores else 0.0
+    def _typical_score(self, full_search: bool) -> float:
+        scores = self.scores[full_search]
+        return float(np.median(scores[-50:])) if scores else 0.0
 
     def _continues(self, candidate: FaceBox, index: int) -> bool:
         last = self.last
@@ -48,11 +51,12 @@ class FaceAssociator:
         distance = float(np.hypot(candidate.cx - last.cx, candidate.cy - last.cy))
         return distance <= reach and 0.67 <= candidate.size / last.size <= 1.5
 
-    def choose(self, index: int, candidates: list[FaceBox]) -> FaceBox | None:
-        """The face of frame `index` among `candidates` (surest first), or None."""
+    def choose(self, index: int, candidates: list[FaceBox], full_search: bool = True) -> FaceBox | None:
+        """The face of frame `index` among `candidates` (surest first; from a search of the whole
+        frame, or of the region near the last face), or None."""
         if not candidates:
             return None
-        typical = self._typical_score()
+        typical = self._typical_score(full_search)
         best = candidates[0]
         fresh = self.last is not None and index - self.last_index <= self.max_gap
         near = [c for c in candidates if self._continues(c, index)] if fresh else []
@@ -63,7 +67,7 @@ class FaceAssociator:
             pick = best if best.score >= 0.5 * typical else pick
         if pick is not None:
             self.last, self.last_index = pick, index
-            self.scores.append(pick.score)
+            self.scores[full_search].append(pick.score)
         return pick
 
 
@@ -127,15 +131,16 @@ class FaceTracker:
             return assoc.last
         return None
 
-    def add(self, index: int, candidates: list[FaceBox] | None) -> FaceBox | None:
-        """Frame `index` (the next one) with the detector's faces, or None when no detection ran.
+    def add(self, index: int, candidates: list[FaceBox] | None, full_search: bool = True) -> FaceBox | None:
+        """Frame `index` (the next one) with the detector's faces, or None when no detection ran;
+        `full_search` says whether the detector searched the whole frame or near the last face.
         Returns the face accepted for this frame, if any."""
         assert index == self.frames_seen, "frames must be added in order"
         self.frames_seen += 1
         if index in self.faces:  # the seeding face: its frames are filled already
             self.detected.append(index)
             return self.faces[index]
-        chosen = self.associator.choose(index, candidates) if candidates is not None else None
+        chosen = self.associator.choose(index, candidates, full_search) if candidates is not None else None
         if chosen is not None:
             self.faces[index] = chosen
             self.detected.append(index)

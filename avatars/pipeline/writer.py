@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatars.pipeline.png import encode_png
 from avatars.pipeline.track import TrackedBox
 from avatars.pipeline.video import FramePool
 
@@ -27,16 +28,22 @@ class FrameWriteError(Exception):
     """A frame or crop could not be written (disk full, permissions, storage gone)."""
 
 
+def write_file(path: Path, data: bytes | memoryview) -> None:
+    """Write one encoded image, raising FrameWriteError when the disk or storage refuses."""
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise FrameWriteError(f"could not write {path.name}: {exc.strerror}") from exc
+
+
 def write_image(path: Path, image: np.ndarray, params: list[int]) -> None:
-    """Encode and write one image, raising (cv2.imwrite only returns False) when it fails."""
+    """Encode (with OpenCV, by the file's extension) and write one image, raising
+    (cv2.imwrite only returns False) when it fails."""
     ok, encoded = cv2.imencode(path.suffix, image, params)
     if not ok:
         raise FrameWriteError(f"could not encode {path.name}")
-    try:
-        with open(path, "wb") as handle:
-            handle.write(encoded.data)
-    except OSError as exc:
-        raise FrameWriteError(f"could not write {path.name}: {exc.strerror}") from exc
+    write_file(path, encoded.data)
 
 
 def face_crop(frame: np.ndarray, box: TrackedBox, size: int) -> np.ndarray:
@@ -123,8 +130,12 @@ class FrameWriterPool:
     def _write(self, index: int, frame: np.ndarray, box: TrackedBox, blur_function: BlurFunction | None) -> None:
         name = f"{index:08d}"
         # The crop comes from the unblurred frame: the face is never touched by the blur.
-        write_image(self.face_dir / f"{name}.png", face_crop(frame, box, self.crop_size), [])
+        write_file(self.face_dir / f"{name}.png", encode_png(face_crop(frame, box, self.crop_size)))
         full = blur_function(frame, box) if blur_function is not None else frame
-        write_image(self.full_dir / f"{name}{self.frame_ext}", full, self.frame_params)
+        full_path = self.full_dir / f"{name}{self.frame_ext}"
+        if self.frame_ext == ".png":
+            write_file(full_path, encode_png(full))  # measured for 720p: ~19 ms against ~23 ms
+        else:
+            write_image(full_path, full, self.frame_params)
         if self.frame_pool is not None:
             self.frame_pool.give_back(frame)

@@ -82,6 +82,18 @@ def test_associator_ignores_a_weak_false_face_while_the_real_one_is_covered():
     assert associator.choose(45, [face(320, 176, 100, 21), face(443, 249, 120, 7)]).cx == 320
 
 
+def test_near_search_scores_do_not_lower_the_bar_for_a_full_search():
+    """Near searches collect fewer neighbours (~10 against ~30 for the same face); a false face
+    with 8 found by a full search while the real face is covered must still be refused."""
+    associator = FaceAssociator(max_gap=25)
+    associator.choose(0, [face(320, 176, 100, 30)], full_search=True)
+    for index in range(5, 50, 5):
+        assert associator.choose(index, [face(321, 176, 100, 10)], full_search=False).cx == 321
+    assert associator.choose(80, [face(443, 249, 120, 8)], full_search=True) is None
+    # A real face found again near where it was, with a near search's usual score, is taken.
+    assert associator.choose(85, [face(322, 176, 100, 9)], full_search=False).cx == 322
+
+
 def test_associator_follows_a_fast_but_strong_face():
     associator = FaceAssociator(max_gap=25)
     associator.choose(0, [face(100, 100, 100, 30)])
