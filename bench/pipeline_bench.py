@@ -9,9 +9,12 @@ then measures in one run, each preparation in a fresh child process so its peak 
   - peak RSS of preparing the 20 s and the 60 s clip (blur on), and their ratio.
 Decoding and both preparations are measured in turn, for a few rounds (--rounds, default 3), and
 the ratios are of the medians: on a shared 2-core machine a single pass varies by 10-20%.
-The prepared files are kept until the end of the run: on this machine's ext4 (no journal),
-creating files shortly after deleting many costs the kernel extra (`recently_deleted`), which a
-delete between runs would charge to the next run.
+Each measurement starts with the disk cache flushed (`os.sync()`), so that one run's writing back
+to disk is not charged to the next. On this machine's ext4 (mounted without a journal) the kernel
+will not reuse an inode within 60 s of its deletion (`recently_deleted` in fs/ext4/ialloc.c), and
+scanning past them made creating files ~1.5 ms a frame dearer right after the test suite or a
+previous bench had deleted thousands: so the bench first waits --settle seconds (default 65),
+and keeps its prepared files until the end of the run.
 Goals (issue 3): ratio >= 0.3 blur off, >= 0.2 blur on; 60 s peak RSS within 1.2x of 20 s.
 """
 
@@ -48,14 +51,19 @@ def clip(seconds: int) -> Path:
     return path
 
 
-def decode_fps(path: Path) -> float:
+def decode_fps(path: Path, passes: int = 2) -> float:
+    """Frames a second of a plain OpenCV read loop, over the clip `passes` times (a single pass of
+    20 s of 720p takes well under a second here, too short to measure steadily)."""
     import cv2
 
-    capture = cv2.VideoCapture(str(path))
+    os.sync()
     frames = 0
     started = time.perf_counter()
-    while capture.read()[0]:
-        frames += 1
+    for _ in range(passes):
+        capture = cv2.VideoCapture(str(path))
+        while capture.read()[0]:
+            frames += 1
+        capture.release()
     return frames / (time.perf_counter() - started)
 
 
@@ -64,13 +72,15 @@ def child(video: str, blur: bool, out_parent: str) -> None:
     from avatars.pipeline import PrepareOptions, prepare
 
     out = Path(tempfile.mkdtemp(dir=out_parent)) / "avatar"
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = prepare(video, out, PrepareOptions(apply_blur=blur))
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"frames": result.frame_count, "seconds": elapsed, "fps": result.frame_count / elapsed}))
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    print(json.dumps({"frames": result.frame_count, "seconds": elapsed, "fps": result.frame_count / elapsed,
+                      "cpu_ms_per_frame": 1000 * cpu / result.frame_count}))
 
 
 def measure(video: Path, blur: bool, out_parent: Path) -> dict:
+    os.sync()
     process = subprocess.Popen(
         [sys.executable, __file__, "--child", str(video), "--out", str(out_parent)] + (["--blur"] if blur else []),
         stdout=subprocess.PIPE, text=True,
@@ -87,6 +97,8 @@ def measure(video: Path, blur: bool, out_parent: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of decode / blur off / blur on (default 3)")
+    parser.add_argument("--settle", type=float, default=65.0,
+                        help="seconds to wait before measuring, so files deleted just before cost nothing (default 65)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--blur", action="store_true", help=argparse.SUPPRESS)
@@ -96,6 +108,10 @@ def main() -> None:
         return
 
     short, long = clip(20), clip(60)
+    os.sync()
+    if args.settle > 0:
+        print(f"waiting {args.settle:g} s for recently deleted files to settle (--settle 0 to skip) ...", flush=True)
+        time.sleep(args.settle)
     out_parent = Path(tempfile.mkdtemp(prefix="bench-", dir=CACHE))
     try:
         decodes, offs, ons = [], [], []
@@ -129,6 +145,8 @@ def main() -> None:
           f"(goal >= 0.20: {verdict(ratio_on >= 0.2)})   ({runs(run['fps'] for run in ons)})")
     print(f"peak RSS, blur on: 20 s clip {on_rss:.0f} MB, 60 s clip {long_on['peak_rss_mb']:.0f} MB, "
           f"ratio {rss_ratio:.2f}  (goal <= 1.20: {verdict(rss_ratio <= 1.2)})")
+    print(f"CPU per frame (all threads): blur off {statistics.median(run['cpu_ms_per_frame'] for run in offs):.1f} ms, "
+          f"blur on {statistics.median(run['cpu_ms_per_frame'] for run in ons):.1f} ms")
     frames = offs[0]["frames"]
     print(f"time to prepare: 20 s clip {frames / off_fps:.1f} s (blur off), {frames / on_fps:.1f} s (blur on); "
           f"60 s clip {long_on['seconds']:.1f} s (blur on)")
