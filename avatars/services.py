@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -147,7 +148,7 @@ def create_avatar(
             storage.remove_source(stored_name)
         raise
     try:
-        reservation.submit(avatar_id)
+        _queue_when_committed(reservation, avatar_id)
     except Exception as exc:  # the queue (a broker) cannot be reached: keep nothing, say so
         logger.exception("avatar %s: could not be queued", avatar_id)
         Avatar.objects.filter(pk=avatar.pk).delete()
@@ -242,8 +243,22 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
     except BaseException:
         reservation.release()
         raise
-    reservation.submit(avatar_id)
+    _queue_when_committed(reservation, avatar_id)
     return avatar
+
+
+def _queue_when_committed(reservation: jobs.Reservation, avatar_id: str) -> None:
+    """Queue the avatar's job once its row is committed: the worker (another thread, or another
+    machine) reads the row, and before the commit it would find none and never run. Outside a
+    transaction that is now, and a queue that cannot be reached raises here. Inside a caller's
+    transaction (the Django admin saves in one) the job is queued when it commits, and nothing is
+    queued if it rolls back; the reserved slot is given back at once, since a rollback would never
+    return it (a job queued on commit is not refused)."""
+    if not transaction.get_connection().in_atomic_block:
+        reservation.submit(avatar_id)
+        return
+    reservation.release()
+    transaction.on_commit(partial(jobs.submit, avatar_id), robust=True)
 
 
 def requeue_interrupted() -> int:

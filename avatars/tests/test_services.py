@@ -35,3 +35,32 @@ def test_jobs_left_queued_or_processing_by_a_crash_are_queued_again_and_finish(i
     assert not (isolated_storage / "avatars" / "was-processing" / "partial.jpg").exists()
     assert Avatar.objects.get(avatar_id="was-ready").state == AvatarState.READY
     assert files_under(isolated_storage / "work") == []
+
+
+def test_a_job_created_inside_a_callers_transaction_waits_for_its_commit(isolated_storage, face_video):
+    """The Django admin saves inside a transaction: a job queued before the commit would find no
+    row (another thread, another connection) and never run, leaving the avatar queued."""
+    import time
+
+    from django.db import transaction
+
+    import_path = isolated_storage / "import" / "v.mp4"
+    shutil.copyfile(face_video[0], import_path)
+    with transaction.atomic():
+        services.create_avatar_from_path(avatar_id="in-transaction", video_path=str(import_path))
+        time.sleep(0.5)  # time enough for a worker to have looked for the row
+        assert jobs.runner().counts() == (0, 0)  # nothing queued, nothing reserved yet
+    assert jobs.runner().wait_idle(60)
+    assert Avatar.objects.get(avatar_id="in-transaction").state == AvatarState.READY
+
+
+def test_a_transaction_rolled_back_queues_nothing_and_keeps_the_queue_free(isolated_storage, face_video):
+    from django.db import transaction
+
+    import_path = isolated_storage / "import" / "v.mp4"
+    shutil.copyfile(face_video[0], import_path)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.create_avatar_from_path(avatar_id="rolled-back", video_path=str(import_path))
+        raise RuntimeError("the caller fails after the service")
+    assert not Avatar.objects.filter(avatar_id="rolled-back").exists()
+    assert jobs.runner().counts() == (0, 0)  # no job, and the reserved slot is free again
