@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -38,11 +37,24 @@ def api_and_worker(tmp_path_factory):
 
 
 def start_worker(server, data_dir: Path) -> subprocess.Popen:
-    """`celery -A tutorplatform worker`, as each GPU machine would run it; in its own process group."""
+    """`celery -A tutorplatform worker`, as each GPU machine would run it; in its own process group.
+    It has the server's settings, with `data_dir` as its own data folder."""
     log = open(data_dir / "worker.log", "a")
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "tutorplatform", "worker", "--concurrency", "1",
-                             "--loglevel", "INFO"], cwd=ROOT, env=server.env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                             "--loglevel", "INFO"], cwd=ROOT, env={**server.env, "DATA_DIR": str(data_dir)},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def upload(server, key: str, avatar_id: str, video: Path) -> tuple[int, dict]:
+    """POST /v1/avatars/upload as multipart, as the seed's web server does."""
+    boundary = "tutor-video"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"avatar_id\"\r\n\r\n{avatar_id}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"video_file\"; filename=\"{video.name}\"\r\n"
+            "Content-Type: video/mp4\r\n\r\n").encode() + video.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{server.url}/v1/avatars/upload", method="POST", data=body, headers={
+        "X-API-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.status, json.loads(response.read())
 
 
 def call(server, key: str, method: str, path: str, body: dict | None = None) -> dict:
@@ -131,3 +143,51 @@ def test_a_job_whose_worker_is_killed_is_delivered_again_and_finishes(api_and_wo
     assert state["state"] == "ready", state
     assert len(list((Path(state["avatar_path"]) / "full_imgs").iterdir())) == 500
     assert not list((data_dir / "work").glob("survivor-*")), "the killed run's work folder is cleaned up"
+
+
+def test_an_api_machine_and_a_worker_machine_sharing_only_database_redis_and_s3(tmp_path_factory, face_video):
+    """Two machines as the README's deployment has them: each its own data folder (nothing on a
+    shared disk), the database, Redis and an S3 bucket between them. An upload to the API is
+    stored in the bucket, prepared by the worker from there and published back to it; the API
+    then serves the result from the bucket, and deleting removes it there."""
+    from testsupport.s3_server import BUCKET, MOTO_SERVER, start_s3_server
+
+    if MOTO_SERVER is None:
+        pytest.skip("moto_server is not installed (requirements-test.txt installs moto[server])")
+    s3 = start_s3_server()
+    api_dir, gpu_dir = tmp_path_factory.mktemp("api-machine"), tmp_path_factory.mktemp("gpu-machine")
+    extra = {"AVATAR_JOB_QUEUE": "celery", "REDIS_URL": os.environ["REDIS_URL"], **s3.environment()}
+    server = start_live_server(api_dir, extra_env=extra)
+    worker = start_worker(server, gpu_dir)
+    try:
+        key = server.api_key()
+        status, created = upload(server, key, "two_machines", face_video[0])
+        assert status == 201 and created["state"] == "queued", created
+        for _ in range(1200):
+            avatar = call(server, key, "GET", "/v1/avatars/two_machines")
+            if avatar["state"] in ("ready", "failed"):
+                break
+            time.sleep(0.1)
+        assert avatar["state"] == "ready", avatar
+        assert avatar["avatar_path"] == f"s3://{BUCKET}/avatars/two_machines/"
+        frames = avatar["video"]["frame_count"]
+        assert frames == len(face_video[1])
+        assert len(s3.keys("avatars/two_machines/full_imgs/")) == len(s3.keys("avatars/two_machines/face_imgs/")) == frames
+        assert s3.keys("sources/two_machines/") == [f"sources/two_machines/{face_video[0].name}"]
+        request = urllib.request.Request(f"{server.url}/v1/avatars/two_machines/preview", headers={"X-API-Key": key})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.read()[:2] == b"\xff\xd8"
+        assert "avatar two_machines: run 1 ready" in (gpu_dir / "worker.log").read_text()
+        assert "run 1 started" not in (api_dir / "server.log").read_text()
+        # Neither machine keeps the avatar on its own disk.
+        for machine in (api_dir, gpu_dir):
+            for folder in ("avatars", "work", "sources"):
+                left = [p for p in (machine / folder).rglob("*") if p.is_file()] if (machine / folder).exists() else []
+                assert left == [], (machine, folder, left)
+        assert call(server, key, "DELETE", "/v1/avatars/two_machines")["status"] == "success"
+        assert s3.keys("avatars/two_machines/") == [] and s3.keys("sources/two_machines/") == []
+    finally:
+        worker.terminate()
+        worker.wait(20)
+        server.stop()
+        s3.stop()

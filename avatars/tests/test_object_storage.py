@@ -3,45 +3,22 @@ mode) on loopback, started here, talked to over HTTP by django-storages and boto
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from avatars import jobs
 from conftest import files_under
-from testsupport.live_server import free_port
+from testsupport.s3_server import BUCKET, MOTO_SERVER, start_s3_server
 from tutorplatform.settings import s3_storages
-
-BUCKET = "tutor-avatars"
-MOTO_SERVER = shutil.which("moto_server", path=str(Path(sys.executable).parent))
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
     if MOTO_SERVER is None:
         pytest.skip("moto_server is not installed (requirements-test.txt installs moto[server])")
-    port = free_port()
-    process = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
-                          region_name="us-east-1")
-    for _ in range(100):
-        try:
-            client.create_bucket(Bucket=BUCKET)
-            break
-        except Exception:
-            time.sleep(0.1)
-    yield url, client
-    process.terminate()
-    process.wait(10)
+    server = start_s3_server()
+    yield server.url, server.client
+    server.stop()
 
 
 @pytest.fixture
