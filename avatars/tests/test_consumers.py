@@ -56,8 +56,10 @@ def test_progress_reaches_a_watching_socket_until_ready(api_key, face_video, gat
         communicator = WebsocketCommunicator(application, f"/ws/avatars/ws1/?api_key={api_key}")
         connected, _ = await communicator.connect()
         assert connected
+        # The snapshot is read just after the handshake: let the job go only once it has come.
+        snapshot = await communicator.receive_json_from(timeout=10)
         go.set()
-        messages = await receive_all(communicator)
+        messages = [snapshot] + await receive_all(communicator)
         closed = await communicator.receive_output(timeout=5)
         await communicator.disconnect()
         return messages, closed
@@ -82,8 +84,9 @@ def test_a_failing_job_ends_with_its_error(api_key, no_face_video, gate_jobs):
     async def scenario():
         communicator = WebsocketCommunicator(application, f"/ws/avatars/ws2/?api_key={api_key}")
         assert (await communicator.connect())[0]
+        snapshot = await communicator.receive_json_from(timeout=10)
         go.set()
-        messages = await receive_all(communicator)
+        messages = [snapshot] + await receive_all(communicator)
         await communicator.disconnect()
         return messages
 
