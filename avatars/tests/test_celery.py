@@ -156,7 +156,10 @@ def test_an_api_machine_and_a_worker_machine_sharing_only_database_redis_and_s3(
         pytest.skip("moto_server is not installed (requirements-test.txt installs moto[server])")
     s3 = start_s3_server()
     api_dir, gpu_dir = tmp_path_factory.mktemp("api-machine"), tmp_path_factory.mktemp("gpu-machine")
-    extra = {"AVATAR_JOB_QUEUE": "celery", "REDIS_URL": os.environ["REDIS_URL"], **s3.environment()}
+    # A broker of their own: the other tests' worker (local files, no bucket) is still listening.
+    redis_url = os.environ["REDIS_URL"]
+    broker = redis_url[: redis_url.rindex("/")] + "/2" if redis_url.count("/") > 2 else redis_url + "/2"
+    extra = {"AVATAR_JOB_QUEUE": "celery", "REDIS_URL": redis_url, "CELERY_BROKER_URL": broker, **s3.environment()}
     server = start_live_server(api_dir, extra_env=extra)
     worker = start_worker(server, gpu_dir)
     try:
