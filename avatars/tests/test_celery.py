@@ -64,6 +64,20 @@ def call(server, key: str, method: str, path: str, body: dict | None = None) -> 
         return json.loads(response.read())
 
 
+def poll_avatar(server, key: str, avatar_id: str, until, seconds: float) -> dict:
+    """GET the avatar every 0.1 s until `until(avatar)` holds or `seconds` have passed; the last answer."""
+    for _ in range(int(seconds * 10)):
+        avatar = call(server, key, "GET", f"/v1/avatars/{avatar_id}")
+        if until(avatar):
+            break
+        time.sleep(0.1)
+    return avatar
+
+
+def is_final(avatar: dict) -> bool:
+    return avatar["state"] in ("ready", "failed")
+
+
 async def progress_messages(url: str) -> list[dict]:
     import websockets
 
@@ -104,10 +118,7 @@ def test_deleting_through_the_api_cancels_the_job_on_the_worker(api_and_worker):
     video = data_dir / "import" / "long.mp4"
     write_face_video(video, width=640, height=360, seconds=20.0)
     call(server, key, "POST", "/v1/avatars", {"avatar_id": "to_cancel", "video_path": str(video)})
-    for _ in range(300):
-        if call(server, key, "GET", "/v1/avatars/to_cancel")["state"] == "processing":
-            break
-        time.sleep(0.1)
+    poll_avatar(server, key, "to_cancel", lambda avatar: avatar["state"] == "processing", 30)
     started = time.monotonic()
     assert call(server, key, "DELETE", "/v1/avatars/to_cancel")["status"] == "success"
     print(f"delete answered in {time.monotonic() - started:.2f} s")
@@ -124,21 +135,13 @@ def test_a_job_whose_worker_is_killed_is_delivered_again_and_finishes(api_and_wo
     video = data_dir / "import" / "survivor.mp4"
     write_face_video(video, width=640, height=360, seconds=20.0)
     call(server, key, "POST", "/v1/avatars", {"avatar_id": "survivor", "video_path": str(video)})
-    for _ in range(300):
-        state = call(server, key, "GET", "/v1/avatars/survivor")
-        if state["state"] == "processing" and state["progress"] > 10:
-            break
-        time.sleep(0.1)
+    state = poll_avatar(server, key, "survivor", lambda avatar: avatar["state"] == "processing" and avatar["progress"] > 10, 30)
     assert state["state"] == "processing"
     os.killpg(workers[0].pid, signal.SIGKILL)  # the worker and its pool process, at once
     workers[0].wait(10)
     assert not Path(state["avatar_path"]).exists()
     workers.append(start_worker(server, data_dir))
-    for _ in range(900):
-        state = call(server, key, "GET", "/v1/avatars/survivor")
-        if state["state"] in ("ready", "failed"):
-            break
-        time.sleep(0.1)
+    state = poll_avatar(server, key, "survivor", is_final, 90)
     print(f"after the kill: {state['state']} (run redelivered by the broker)")
     assert state["state"] == "ready", state
     assert len(list((Path(state["avatar_path"]) / "full_imgs").iterdir())) == 500
@@ -166,11 +169,7 @@ def test_an_api_machine_and_a_worker_machine_sharing_only_database_redis_and_s3(
         key = server.api_key()
         status, created = upload(server, key, "two_machines", face_video[0])
         assert status == 201 and created["state"] == "queued", created
-        for _ in range(1200):
-            avatar = call(server, key, "GET", "/v1/avatars/two_machines")
-            if avatar["state"] in ("ready", "failed"):
-                break
-            time.sleep(0.1)
+        avatar = poll_avatar(server, key, "two_machines", is_final, 120)
         assert avatar["state"] == "ready", avatar
         assert avatar["avatar_path"] == f"s3://{BUCKET}/avatars/two_machines/"
         frames = avatar["video"]["frame_count"]
