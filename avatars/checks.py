@@ -7,6 +7,8 @@ import os
 from django.conf import settings
 from django.core import checks
 
+from avatars.pipeline.detect import DETECTORS
+
 
 @checks.register()
 def face_model_exists(app_configs, **kwargs) -> list[checks.CheckMessage]:
@@ -15,8 +17,33 @@ def face_model_exists(app_configs, **kwargs) -> list[checks.CheckMessage]:
         return [
             checks.Error(
                 f"AVATAR_FACE_MODEL names {path!r}, which is not a file.",
-                hint="Put the YuNet ONNX file there, or unset AVATAR_FACE_MODEL to use OpenCV's Haar cascade.",
+                hint="Put the YuNet ONNX file there, or unset AVATAR_FACE_MODEL to use the YuNet model of the yuface package.",
                 id="avatars.E001",
             )
         ]
+    return []
+
+
+@checks.register()
+def face_detector_known(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    name = settings.AVATAR_FACE_DETECTOR
+    if name not in DETECTORS:
+        return [
+            checks.Error(
+                f"AVATAR_FACE_DETECTOR is {name!r}, which is not a face detector.",
+                hint=f"Use one of: {', '.join(DETECTORS)}.",
+                id="avatars.E002",
+            )
+        ]
+    if name == "yunet" and not settings.AVATAR_FACE_MODEL:
+        try:
+            import yuface  # noqa: F401 - the compiled-in YuNet model
+        except ImportError as exc:
+            return [
+                checks.Error(
+                    f"The yunet face detector needs the yuface package, which cannot be imported: {exc}",
+                    hint="pip install -r requirements.txt, or set AVATAR_FACE_DETECTOR=haar.",
+                    id="avatars.E003",
+                )
+            ]
     return []

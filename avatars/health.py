@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from django.core.files.storage import default_storage
 
 from avatars import jobs, storage
+from avatars.pipeline.detect import detector_name
 from avatars.pipeline.device import compute_device
 
 
@@ -37,12 +38,20 @@ def _problems() -> list[str]:
     return problems
 
 
+def _detector() -> str:
+    try:
+        return detector_name(settings.AVATAR_FACE_DETECTOR, model_path=settings.AVATAR_FACE_MODEL or None)
+    except ValueError:
+        return f"unknown ({settings.AVATAR_FACE_DETECTOR})"
+
+
 @require_GET
 def health(request) -> JsonResponse:
     queued, processing = jobs.counts()
     body = {
         "status": "ok",
         "device": compute_device(),
+        "detector": _detector(),
         "workers": jobs.worker_count(),
         "queued": queued,
         "processing": processing,

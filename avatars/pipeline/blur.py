@@ -37,7 +37,7 @@ def shrink(frame_bgr: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
 
 def person_region(cx: float, cy: float, size: float, width: int, height: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the part of the frame where the person mask can be non-zero, on the
-    1/4-size grid. Outside it the frame is all background."""
+    1/8-size grid. Outside it the frame is all background."""
     reach_x, reach_up = 2.4 * size, 1.6 * size  # shapes plus their feathered edge
     x0 = max(0, math.floor((cx - reach_x) / _GRID) * _GRID)
     y0 = max(0, math.floor((cy - reach_up) / _GRID) * _GRID)
@@ -56,8 +56,8 @@ def person_mask_region(cx: float, cy: float, size: float, width: int, height: in
     s = size / _GRID
     x, y = (cx - x0) / _GRID, (cy - y0) / _GRID
 
-    # Sub-pixel, anti-aliased shapes (fixed point, 1/16 px): on the quarter-size grid, rounding to
-    # whole pixels would make the mask jump 4 full-frame pixels at a time, a visible flicker.
+    # Sub-pixel, anti-aliased shapes (fixed point, 1/16 px): on the 1/8-size grid, rounding to
+    # whole pixels would make the mask jump 8 full-frame pixels at a time, a visible flicker.
     def fixed(*values: float) -> list[int]:
         return [round(v * 16) for v in values]
 

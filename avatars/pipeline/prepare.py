@@ -8,8 +8,8 @@ which crop, blur if asked, encode and write it. Memory is bounded by that buffer
 video's length, and each frame is decoded once.
 
 Quality gates that need the whole video (share of frames with a face, face size, a second face)
-are checked at the end; a run that fails them leaves nothing, like any failed run. A video whose
-frames without a face already exceed the allowance stops early.
+are judged at the end by `verdicts.py`; a run that fails them leaves nothing, like any failed run.
+A video whose frames without a face already exceed the allowance stops early.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatars.pipeline import blur
-from avatars.pipeline.detect import FaceBox, FaceDetector, HaarFaceDetector, make_detector
+from avatars.pipeline import blur, verdicts
+from avatars.pipeline.detect import FaceBox, FaceDetector, YuNetFaceDetector, make_detector
 from avatars.pipeline.errors import PipelineCancelled, PipelineError
-from avatars.pipeline.track import FaceTracker, TrackedBox, frames_without_face
+from avatars.pipeline.head import GEOMETRIES
+from avatars.pipeline.track import LANDMARK_COUNT, FaceTracker, TrackedBox, frames_without_face
 from avatars.pipeline.video import (
     FramePool,
     VideoInfo,
@@ -41,8 +42,7 @@ from avatars.pipeline.video import (
 )
 from avatars.pipeline.writer import BlurFunction, FrameWriteError, FrameWriterPool, write_image
 
-MANIFEST_VERSION = 1
-STAGES = ("probe", "frames", "finalize")
+MANIFEST_VERSION = 2  # 2: the crop holds the whole head; landmarks.npy
 
 # Share of the overall progress (percent) each stage starts and ends at.
 _STAGE_SPAN = {"probe": (0.0, 1.0), "frames": (1.0, 98.0), "finalize": (98.0, 100.0)}
@@ -69,13 +69,16 @@ class PrepareOptions:
     full_search_s: float = 2.0
     # A face must be seen (or bridged) in this share of frames.
     min_face_ratio: float = 0.9
-    # The face's median height (the detector's box) must be at least this share of the frame height.
-    min_face_height: float = 0.15
+    # The face's median height (the detector's box, brow to chin), in source pixels: 96 makes a
+    # head crop of ~170 pixels, scaled up at most ~1.5x to 256-pixel crops.
+    min_face_px: float = 96.0
     # Misses up to this long (a blink, a hand passing) are bridged.
     bridge_gap_s: float = 1.0
     # A second face in more than this share of full searches that found the tutor fails the run.
     max_multiple_faces_ratio: float = 0.5
-    # A YuNet ONNX file to detect faces with; None: OpenCV's Haar cascade.
+    # "yunet" (the default CNN) or "haar" (OpenCV's cascade, a fallback); with "yunet", a YuNet
+    # ONNX file runs through OpenCV instead of the copy compiled into the yuface wheel.
+    face_detector: str = "yunet"
     face_model: str | None = None
     # "cpu" or "cuda:N": where the blur runs (OpenCV on the CPU, torch on a GPU).
     device: str = "cpu"
@@ -115,7 +118,7 @@ def prepare(
         Path(video_path), out_dir, options,
         on_progress or (lambda stage, done, total: None),
         cancelled or (lambda: False),
-        detector or make_detector(options.face_model, options.min_face_height),
+        detector,
     )
     out_dir.mkdir(parents=True)
     try:
@@ -134,14 +137,14 @@ def _blur_factory(options: PrepareOptions) -> Callable[[], BlurFunction] | None:
 
         def on_gpu(frame: np.ndarray, box: TrackedBox) -> np.ndarray:
             height, width = frame.shape[:2]
-            mask = blur.person_mask(box.cx, box.cy, box.size, width, height)
+            mask = blur.person_mask(box.face_cx, box.face_cy, box.face_size, width, height)
             return torch_blur.blur_background_bgr(frame, mask, options.device)
 
         return lambda: on_gpu
 
     def on_cpu() -> BlurFunction:
         background_blur = blur.BackgroundBlur()
-        return lambda frame, box: background_blur(frame, box.cx, box.cy, box.size)
+        return lambda frame, box: background_blur(frame, box.face_cx, box.face_cy, box.face_size)
 
     return on_cpu
 
@@ -158,26 +161,37 @@ class _Run:
     options: PrepareOptions
     report: ProgressCallback
     is_cancelled: CancelCheck
-    detector: FaceDetector
+    detector: FaceDetector | None
     timings: dict[str, float] = field(default_factory=dict)
 
     def execute(self) -> PreparedAvatar:
         started = time.perf_counter()
         self.report("probe", 0, 1)
         info = probe(self.video_path, self.options.limits)
+        if self.detector is None:
+            self.detector = make_detector(self.options.face_detector, model_path=self.options.face_model,
+                                          min_face_px=self.options.min_face_px, frame_height=info.height)
         self.report("probe", 1, 1)
         self.timings["probe"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        tracker, coords, stats = self._frames(info)
+        tracker, coords, landmarks, counts = self._frames(info)
         self.timings["frames"] = time.perf_counter() - started
 
         started = time.perf_counter()
         self.report("finalize", 0, 1)
         has_face = tracker.face_mask()
-        self._check_faces(info, tracker, has_face, stats)
+        verdict = verdicts.judge(
+            has_face, list(tracker.faces.values()), counts, min_face_ratio=self.options.min_face_ratio,
+            min_face_px=self.options.min_face_px, max_multiple_faces_ratio=self.options.max_multiple_faces_ratio,
+        )
+        if verdict is not None:
+            raise self._small_face_instead(info, verdict) if verdict.code == "no_face" else verdict
         with open(self.out_dir / "coords.pkl", "wb") as handle:
             pickle.dump(coords, handle)
+        has_landmarks = not np.isnan(landmarks).all()
+        if has_landmarks:
+            np.save(self.out_dir / "landmarks.npy", landmarks)
         self._write_preview(len(coords))
         frame_count = len(coords)
         video = VideoInfo(info.width, info.height, info.fps, frame_count, round(frame_count / info.fps, 3),
@@ -194,10 +208,13 @@ class _Run:
             "apply_blur": self.options.apply_blur,
             "detector": self.detector.name,
             "detect_every": self.options.detect_every,
+            "landmarks": LANDMARK_NAMES if has_landmarks else None,
             "faces": {
                 "detected_ratio": round(face_ratio, 4),
-                "detection_attempts": stats["attempts"],
+                "detection_attempts": counts.attempts,
                 "detections": len(tracker.detected),
+                "median_face_height_px": round(verdicts.median_face_height(list(tracker.faces.values())), 1),
+                "multiple_faces_ratio": round(counts.multiple_faces_ratio, 4),
                 "frames_without_face": frames_without_face(has_face),
             },
             "timings_s": {name: round(value, 3) for name, value in self.timings.items()},
@@ -210,10 +227,12 @@ class _Run:
 
     # --- the pass over the frames --------------------------------------------------------------
 
-    def _frames(self, info: VideoInfo) -> tuple[FaceTracker, list[tuple[int, int, int, int]], dict]:
+    def _frames(self, info: VideoInfo) -> tuple[FaceTracker, list[tuple[int, int, int, int]], np.ndarray,
+                                                verdicts.FaceCounts]:
         options = self.options
         max_gap = max(options.detect_every, round(options.bridge_gap_s * info.fps))
-        tracker = FaceTracker(info.fps, info.width, info.height, options.detect_every, max_gap)
+        tracker = FaceTracker(info.fps, info.width, info.height, options.detect_every, max_gap,
+                              head=GEOMETRIES[self.detector.head])
         allowance = (1.0 - options.min_face_ratio) * info.frame_count if info.frame_count > 0 else None
         self.report("frames", 0, info.frame_count)
         first_index, first_faces = self._find_first_face(info, allowance)
@@ -223,9 +242,10 @@ class _Run:
         last_expected = info.frame_count - 1  # searching there avoids holding a stale box at the end
         max_frames = int(options.limits.max_duration_s * info.fps) + 1
         step = _progress_step(info.frame_count)
-        stats = {"attempts": first_index + 1, "full_with_face": 1,
-                 "multiple_faces": int(_has_second_face(first_faces[0], first_faces))}
+        counts = verdicts.FaceCounts(attempts=first_index + 1)
+        counts.count_full_search(first_faces[0], first_faces)
         coords: list[tuple[int, int, int, int]] = []
+        landmarks: list[np.ndarray] = []
         waiting: deque[tuple[int, np.ndarray]] = deque()
         lost = False
         last_report = time.monotonic()
@@ -241,6 +261,7 @@ class _Run:
                 index, frame = waiting.popleft()
                 box = tracker.box(index)
                 coords.append(box.crop)
+                landmarks.append(box.landmarks)
                 writers.submit(index, frame, box)
 
         try:
@@ -254,11 +275,11 @@ class _Run:
                     near = None if lost else tracker.last_face
                     full = near is None or index % full_every == 0
                     if full or index % options.detect_every == 0 or index == last_expected:
-                        stats["attempts"] += 1
+                        counts.attempts += 1
                         candidates = self.detector.detect(frame, None if full else near)
                         if not candidates and not full:
                             # Lost near where it was: look at the whole frame before giving up.
-                            stats["attempts"] += 1
+                            counts.attempts += 1
                             full = True
                             candidates = self.detector.detect(frame)
                 chosen = tracker.add(index, candidates, full)
@@ -266,8 +287,7 @@ class _Run:
                     lost = chosen is None  # search every frame until the face is back
                 if full and chosen is not None:
                     # Only a search of the whole frame can see a second face.
-                    stats["full_with_face"] += 1
-                    stats["multiple_faces"] += _has_second_face(chosen, candidates)
+                    counts.count_full_search(chosen, candidates)
                 waiting.append((index, frame))
                 release(tracker.final_through())
                 now = time.monotonic()
@@ -275,8 +295,11 @@ class _Run:
                     # Every ~1% of the frames, and at least four times a second.
                     last_report = now
                     self.report("frames", index + 1, max(info.frame_count, index + 1))
-                    if allowance is not None and tracker.frames_without_face_so_far() > allowance:
-                        raise self._no_face(info, tracker.frames_without_face_so_far() / info.frame_count)
+                    missing = tracker.frames_without_face_so_far()
+                    if allowance is not None and missing > allowance:
+                        seen = tracker.frames_seen
+                        raise self._small_face_instead(
+                            info, verdicts.no_face(seen - missing, seen, options.min_face_ratio))
             check_decoded_duration(tracker.frames_seen, info.fps, options.limits)
             tracker.finish()
             release(tracker.final_through())
@@ -288,7 +311,8 @@ class _Run:
             writers.abort()
             raise
         self.report("frames", tracker.frames_seen, tracker.frames_seen)
-        return tracker, coords, stats
+        points = np.array(landmarks, dtype=np.float32).reshape(len(landmarks), LANDMARK_COUNT, 2)
+        return tracker, coords, points, counts
 
     def _find_first_face(self, info: VideoInfo, allowance: float | None) -> tuple[int, list[FaceBox]]:
         """Search frame by frame for the first face, before the main pass starts: the frames before
@@ -301,38 +325,15 @@ class _Run:
                 return index, faces
             if allowance is not None and index + 1 > allowance:
                 break
-        raise self._no_face(info, 1.0)
+        raise self._small_face_instead(info, verdicts.no_face(0, index + 1, self.options.min_face_ratio))
 
     # --- the verdict ---------------------------------------------------------------------------
 
-    def _no_face(self, info: VideoInfo, missing_share: float) -> PipelineError:
-        # A face too small for the detector's working size is still worth naming as such.
-        small = _small_face_height(self.video_path, info)
-        if small is not None and small < self.options.min_face_height:
-            return _face_too_small(small, self.options)
-        seen = max(0.0, 1.0 - missing_share)
-        return PipelineError(
-            "no_face",
-            f"A face was found in only {seen:.0%} of the frames (at least {self.options.min_face_ratio:.0%} "
-            "needed). Record the tutor facing the camera, well lit, with nothing covering the face.",
-            {"detected_ratio": round(seen, 4)},
-        )
-
-    def _check_faces(self, info: VideoInfo, tracker: FaceTracker, has_face: np.ndarray, stats: dict) -> None:
-        ratio = float(has_face.mean())
-        if ratio < self.options.min_face_ratio:
-            raise self._no_face(info, 1.0 - ratio)
-        face_height = float(np.median([face.h for face in tracker.faces.values()])) / info.height
-        if face_height < self.options.min_face_height:
-            raise _face_too_small(face_height, self.options)
-        multi_ratio = stats["multiple_faces"] / max(1, stats["full_with_face"])
-        if multi_ratio > self.options.max_multiple_faces_ratio:
-            raise PipelineError(
-                "multiple_faces",
-                f"A second face is visible in {multi_ratio:.0%} of the frames checked. Record the tutor alone "
-                "in the picture.",
-                {"multiple_faces_ratio": round(multi_ratio, 4)},
-            )
+    def _small_face_instead(self, info: VideoInfo, no_face_error: PipelineError) -> PipelineError:
+        """A run that found too few faces looks again at a few frames, at full detail: a face too
+        small for its searches is named as such."""
+        heights = _sampled_face_heights(self.video_path, info)
+        return verdicts.small_face_instead(no_face_error, heights, _SMALL_FACE_SAMPLES, self.options.min_face_px)
 
     def _write_preview(self, frame_count: int) -> None:
         ext = ".png" if self.options.frame_format == "png" else ".jpg"
@@ -342,30 +343,15 @@ class _Run:
         write_image(self.out_dir / "preview.jpg", preview, [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
-def _has_second_face(best: FaceBox, faces: list[FaceBox]) -> bool:
-    """Whether a face besides the tutor's is about as sure and as large, and elsewhere."""
-    for other in faces:
-        if other is best:
-            continue
-        apart = abs(other.cx - best.cx) > (best.w + other.w) / 2 or abs(other.cy - best.cy) > (best.h + other.h) / 2
-        if apart and other.score >= 0.5 * best.score and other.size >= 0.6 * best.size:
-            return True
-    return False
+# The five facial points of landmarks.npy, in order (image left and right, as the frame shows them).
+LANDMARK_NAMES = ["eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right"]
+_SMALL_FACE_SAMPLES = 5
 
 
-def _face_too_small(face_height: float, options: PrepareOptions) -> PipelineError:
-    return PipelineError(
-        "face_too_small",
-        f"The face fills only {face_height:.0%} of the frame height (at least {options.min_face_height:.0%} "
-        "needed). Move the camera closer or zoom in so head and shoulders fill the picture.",
-        {"face_height_ratio": round(face_height, 4)},
-    )
-
-
-def _small_face_height(video_path: Path, info: VideoInfo, samples: int = 5) -> float | None:
-    """Median face height (share of the frame) on a few frames searched at full detail, if most
-    show a face; None otherwise."""
-    fine = HaarFaceDetector(detect_height=min(info.width, info.height, 1080))
+def _sampled_face_heights(video_path: Path, info: VideoInfo, samples: int = _SMALL_FACE_SAMPLES) -> list[float]:
+    """The height (pixels) of the surest face in each of `samples` frames spread over the video,
+    searched at up to 1920 pixels wide (faces down to ~20 pixels tall), for those that show one."""
+    fine = YuNetFaceDetector(fine_long_side=1920)
     capture = open_capture(video_path)
     heights = []
     try:
@@ -375,7 +361,7 @@ def _small_face_height(video_path: Path, info: VideoInfo, samples: int = 5) -> f
             ok, frame = capture.read()
             faces = fine.detect(frame) if ok else []
             if faces:
-                heights.append(faces[0].h / info.height)
+                heights.append(faces[0].h)
     finally:
         capture.release()
-    return float(np.median(heights)) if len(heights) > samples // 2 else None
+    return heights

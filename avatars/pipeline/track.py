@@ -14,12 +14,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatars.pipeline.detect import FaceBox
+from avatars.pipeline.head import HAAR_HEAD, YUNET_HEAD, HeadGeometry
 
-# The Haar box spans roughly brow to lower lip. Relative to its centre and side s, a face
-# (forehead to chin) spans about -0.62 s to +0.72 s vertically: the crop is moved down a little
-# and padded so forehead and chin stay inside with a margin for tracking error.
-CROP_SCALE = 1.7
-CROP_SHIFT_DOWN = 0.1
+# The crop is the head's square (see head.py) with this margin for tracking error. With the Haar
+# cascade's box this is the crop it always had: 1.7x the box, moved down by a tenth of it.
+CROP_MARGIN = 1.1
+LANDMARK_COUNT = 5
+# What the tracker follows per frame: the head square (cx, cy, side), then the facial points
+# (x, y) x 5, NaN when the detector gives none.
+_HEAD = slice(0, 3)
+_POINTS = slice(3, 3 + 2 * LANDMARK_COUNT)
+
+
+def track_values(face: FaceBox, head: HeadGeometry = YUNET_HEAD) -> np.ndarray:
+    """The values the tracker interpolates and smooths for one detected face."""
+    values = np.full(3 + 2 * LANDMARK_COUNT, np.nan)
+    values[_HEAD] = head.square(face)
+    if face.landmarks is not None:
+        values[_POINTS] = face.landmarks
+    return values
 
 
 class FaceAssociator:
@@ -80,12 +93,28 @@ def gaussian_kernel(sigma_frames: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrackedBox:
-    """A frame's smoothed face (centre and side, full-frame pixels) and its square crop box."""
+    """A frame's smoothed head square (centre and side, full-frame pixels), its square crop box,
+    and its smoothed facial points ((5, 2) float array, NaN without them)."""
 
     cx: float
     cy: float
     size: float
     crop: tuple[int, int, int, int]  # (y1, y2, x1, x2)
+    landmarks: np.ndarray | None = None
+
+    # The face as the background blur's person shape is drawn around (a Haar-sized box: brow to
+    # lower lip), derived back from the head square.
+    @property
+    def face_size(self) -> float:
+        return self.size / HAAR_HEAD.side
+
+    @property
+    def face_cx(self) -> float:
+        return self.cx
+
+    @property
+    def face_cy(self) -> float:
+        return self.cy - HAAR_HEAD.shift_down * self.face_size
 
 
 class FaceTracker:
@@ -100,15 +129,16 @@ class FaceTracker:
     """
 
     def __init__(self, fps: float, frame_width: int, frame_height: int, detect_every: int, max_gap: int,
-                 centre_sigma_s: float = 0.08, size_sigma_s: float = 0.3) -> None:
+                 centre_sigma_s: float = 0.08, size_sigma_s: float = 0.3, head: HeadGeometry = YUNET_HEAD) -> None:
         self.width, self.height = frame_width, frame_height
+        self.head = head
         self.detect_every = max(1, detect_every)
         self.max_gap = max(max_gap, self.detect_every)
         self.associator = FaceAssociator(self.max_gap)
         self._centre_kernel = gaussian_kernel(centre_sigma_s * fps)
         self._size_kernel = gaussian_kernel(size_sigma_s * fps)
         self.radius = (max(len(self._centre_kernel), len(self._size_kernel)) - 1) // 2
-        self._values: list[tuple[float, float, float]] = []  # raw (cx, cy, size), frames 0..filled
+        self._values: list[np.ndarray] = []  # raw track_values(), frames 0..filled
         self.detected: list[int] = []  # frames whose detection was accepted
         self.faces: dict[int, FaceBox] = {}
         self.frames_seen = 0
@@ -121,7 +151,7 @@ class FaceTracker:
         frames before it take its box (they count as frames without a face if too many)."""
         self.associator.choose(index, [face])
         self.faces[index] = face
-        self._values.extend([(face.cx, face.cy, face.size)] * (index + 1))
+        self._values.extend([track_values(face, self.head)] * (index + 1))
 
     @property
     def last_face(self) -> FaceBox | None:
@@ -144,23 +174,27 @@ class FaceTracker:
         if chosen is not None:
             self.faces[index] = chosen
             self.detected.append(index)
-            self._fill_to(index, (chosen.cx, chosen.cy, chosen.size))
+            self._fill_to(index, track_values(chosen, self.head))
         elif self._values and index - (len(self._values) - 1) > self.detect_every:
             # Missing for a while: hold the last box rather than keep frames waiting for the face.
             self._fill_to(index - self.detect_every, self._values[-1])
         return chosen
 
-    def _fill_to(self, index: int, value: tuple[float, float, float]) -> None:
+    def _fill_to(self, index: int, value: np.ndarray) -> None:
         if not self._values:
             # Frames before the first face take its box.
             self._values.extend([value] * (index + 1))
             return
         start = len(self._values) - 1
-        previous = np.array(self._values[start])
-        target = np.array(value)
+        previous = self._values[start]
         steps = index - start
+        if np.isnan(previous[_POINTS]).any() != np.isnan(value[_POINTS]).any():
+            # Points on one side only: hold what is known rather than interpolate towards NaN.
+            known = value if np.isnan(previous[_POINTS]).any() else previous
+            previous, value = previous.copy(), value.copy()
+            previous[_POINTS] = value[_POINTS] = known[_POINTS]
         for step in range(1, steps + 1):
-            self._values.append(tuple(previous + (target - previous) * (step / steps)))
+            self._values.append(previous + (value - previous) * (step / steps))
 
     def finish(self) -> None:
         """The video has ended: hold the last box to the last frame, and let the end reflect."""
@@ -183,9 +217,12 @@ class FaceTracker:
         cx = float(self._smooth(values[:, 0], self._centre_kernel))
         cy = float(self._smooth(values[:, 1], self._centre_kernel))
         size = float(self._smooth(values[:, 2], self._size_kernel))
-        return TrackedBox(cx, cy, size, crop_box(cx, cy, size, self.width, self.height))
+        # Facial points move with the head: smoothed like its centre (NaN stays NaN).
+        points = np.array([self._smooth(values[:, column], self._centre_kernel)
+                           for column in range(_POINTS.start, _POINTS.stop)]).reshape(LANDMARK_COUNT, 2)
+        return TrackedBox(cx, cy, size, crop_box(cx, cy, size, self.width, self.height), points)
 
-    def _window(self, index: int, radius: int) -> list[tuple[float, float, float]]:
+    def _window(self, index: int, radius: int) -> list[np.ndarray]:
         # Mirrored at both ends of the video (numpy's "reflect"): no lag, no pull at the edges.
         last = len(self._values) - 1
         window = []
@@ -244,15 +281,15 @@ def frames_without_face(has_face: np.ndarray) -> list[list[int]]:
     return runs
 
 
-def crop_box(cx: float, cy: float, size: float, frame_width: int, frame_height: int) -> tuple[int, int, int, int]:
-    """The square crop (y1, y2, x1, x2) around a face, kept inside the frame.
+def crop_box(cx: float, cy: float, side: float, frame_width: int, frame_height: int) -> tuple[int, int, int, int]:
+    """The square crop (y1, y2, x1, x2) around a head square, kept inside the frame.
 
     A box that would cross the frame's edge is shifted back inside rather than shrunk, so the face
     keeps its scale in the crop; only a box larger than the frame itself is shrunk to fit.
     """
-    side = int(min(max(2, round(size * CROP_SCALE)), frame_width, frame_height))
+    side = int(min(max(2, round(side * CROP_MARGIN)), frame_width, frame_height))
     x1 = int(round(cx - side / 2))
-    y1 = int(round(cy + CROP_SHIFT_DOWN * size - side / 2))
+    y1 = int(round(cy - side / 2))
     x1 = min(max(x1, 0), frame_width - side)
     y1 = min(max(y1, 0), frame_height - side)
     return (y1, y1 + side, x1, x1 + side)

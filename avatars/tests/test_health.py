@@ -11,6 +11,13 @@ def test_health_is_open_and_reports_device_and_queue():
     body = response.json()
     assert body["status"] == "ok" and body["device"] in ("cpu", "cuda:0")
     assert body["workers"] == 1 and body["queued"] >= 0 and body["processing"] >= 0 and body["version"]
+    assert body["detector"] == "yunet-libfacedetection"
+
+
+@pytest.mark.django_db
+def test_health_names_the_detector_the_setting_chooses(settings):
+    settings.AVATAR_FACE_DETECTOR = "haar"
+    assert Client().get("/health").json()["detector"] == "opencv-haar-frontalface-default"
 
 
 @pytest.mark.django_db

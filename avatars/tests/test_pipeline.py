@@ -37,9 +37,30 @@ def test_prepared_layout_has_one_entry_per_decoded_frame(face_video, tmp_path):
     manifest = json.loads((out / "avatar.json").read_text())
     assert manifest["frame_count"] == frame_count and manifest["crop_size"] == 256
     assert manifest["coords"] == [list(box) for box in coords]
-    assert manifest["detector"] == "opencv-haar-frontalface-default"
+    assert manifest["detector"] == "yunet-libfacedetection"
     assert set(manifest["timings_s"]) == {"probe", "frames", "finalize"}
     assert cv2.imread(str(out / "preview.jpg")) is not None
+    assert manifest["landmarks"] == ["eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right"]
+    landmarks = np.load(out / "landmarks.npy")
+    assert landmarks.shape == (frame_count, 5, 2) and landmarks.dtype == np.float32
+    for points, (y1, y2, x1, x2), (fx1, fy1, fx2, fy2) in zip(landmarks, coords, truth):
+        # Every point inside the true face, in a face's order: eyes above nose above mouth.
+        assert (fx1 <= points[:, 0]).all() and (points[:, 0] <= fx2).all()
+        assert (fy1 <= points[:, 1]).all() and (points[:, 1] <= fy2).all()
+        assert points[:2, 1].max() < points[2, 1] < points[3:, 1].min()
+        assert points[0, 0] < points[1, 0] and points[3, 0] < points[4, 0]
+
+
+def test_haar_fallback_prepares_without_landmarks(face_video, tmp_path):
+    path, truth = face_video
+    prepare(path, tmp_path / "out", PrepareOptions(face_detector="haar"))
+    manifest = json.loads((tmp_path / "out" / "avatar.json").read_text())
+    assert manifest["detector"] == "opencv-haar-frontalface-default" and manifest["landmarks"] is None
+    assert not (tmp_path / "out" / "landmarks.npy").exists()
+    coords = pickle.loads((tmp_path / "out" / "coords.pkl").read_bytes())
+    inside = sum(x1 <= fx1 and y1 <= fy1 and x2 >= fx2 and y2 >= fy2
+                 for (y1, y2, x1, x2), (fx1, fy1, fx2, fy2) in zip(coords, truth))
+    assert inside >= 0.98 * len(coords)
 
 
 def test_true_face_is_inside_every_crop(face_video, tmp_path):
@@ -124,6 +145,17 @@ def test_small_face_fails_with_face_too_small(tmp_path):
     with pytest.raises(PipelineError) as caught:
         prepare(path, tmp_path / "out", PrepareOptions())
     assert caught.value.code == "face_too_small"
+    assert caught.value.details["face_height_px"] < 96 and "pixels tall" in caught.value.message
+
+
+def test_a_face_just_above_the_pixel_limit_is_accepted_at_any_frame_size(tmp_path):
+    """Judged in pixels: a 1080p frame whose face is 12% of its height (~130 pixels) is fine."""
+    from testsupport.videos import centred
+
+    path = tmp_path / "waist_up.mp4"
+    write_face_video(path, width=1920, height=1080, seconds=1.2, motion=centred(1920, 1080, face_height_ratio=0.12))
+    result = prepare(path, tmp_path / "out", PrepareOptions())
+    assert result.face_ratio == 1.0
 
 
 def test_unwritable_output_fails_with_write_failed(face_video, tmp_path, monkeypatch):
@@ -137,3 +169,30 @@ def test_unwritable_output_fails_with_write_failed(face_video, tmp_path, monkeyp
         prepare(face_video[0], tmp_path / "out")
     assert caught.value.code == "write_failed"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_face_hovering_around_the_size_limit_is_too_small_not_missing(tmp_path):
+    from testsupport.videos import drifting
+
+    path = tmp_path / "hovering.mp4"
+    write_face_video(path, width=1280, height=720, seconds=3.0,
+                     motion=drifting(1280, 720, face_height_ratio=0.12, amplitude=0.1, zoom_amplitude=0.2, period_s=2.0))
+    with pytest.raises(PipelineError) as caught:
+        prepare(path, tmp_path / "out")
+    assert caught.value.code == "face_too_small"
+
+
+def test_an_early_stop_reports_the_share_of_the_frames_it_has_seen(tmp_path):
+    """The face shows for the first second, then is covered: the run stops early, and the share
+    it reports is of the frames it looked at, not of the whole video."""
+    path = tmp_path / "covered.mp4"
+    write_face_video(path, seconds=8.0, covered_frames=range(25, 200))
+    with pytest.raises(PipelineError) as caught:
+        prepare(path, tmp_path / "out")
+    error = caught.value
+    assert error.code == "no_face"
+    checked = error.details["frames_checked"]
+    assert checked < 200
+    # Exact to the detector's stride (a search every 5th frame): the last face is placed within it.
+    assert abs(error.details["detected_ratio"] - 25 / checked) <= 5 / checked + 0.01, error.details
+    assert f"{checked} frames" in error.message

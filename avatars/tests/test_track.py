@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from avatars.pipeline.detect import FaceBox
-from avatars.pipeline.track import FaceAssociator, FaceTracker, crop_box, frames_without_face, gaussian_kernel
+from avatars.pipeline.track import CROP_MARGIN, FaceAssociator, FaceTracker, crop_box, frames_without_face, gaussian_kernel
 
 
 def face(cx: float, cy: float, side: float = 100, score: float = 20) -> FaceBox:
@@ -103,7 +103,7 @@ def test_associator_follows_a_fast_but_strong_face():
 def test_crop_boxes_are_square_inside_the_frame_and_shifted_not_shrunk_at_edges():
     for cx, cy in ((20, 20), (620, 340), (320, 180)):
         y1, y2, x1, x2 = crop_box(cx, cy, 100, 640, 360)
-        assert y2 - y1 == x2 - x1 == 170
+        assert y2 - y1 == x2 - x1 == round(100 * CROP_MARGIN)
         assert 0 <= x1 and x2 <= 640 and 0 <= y1 and y2 <= 360
 
 

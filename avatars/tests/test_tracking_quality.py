@@ -10,7 +10,7 @@ import pickle
 
 import pytest
 
-from avatars.pipeline import PipelineError, prepare
+from avatars.pipeline import PipelineError, PrepareOptions, prepare
 from testsupport.videos import drifting, placed, write_face_video
 
 W, H = 640, 360
@@ -41,7 +41,8 @@ def test_true_face_inside_crop_in_98_percent_of_frames_and_crop_at_most_4x_the_f
     for number, (name, scenario) in enumerate(SCENARIOS.items()):
         video = tmp_path / f"scenario{number}.mp4"
         truth = write_face_video(video, width=W, height=H, seconds=4.0, **scenario)
-        result = prepare(video, tmp_path / f"out{number}")
+        # Tracking, not the size verdict: the smaller face (~75 pixels in 360 lines) is let through.
+        result = prepare(video, tmp_path / f"out{number}", PrepareOptions(min_face_px=64))
         coords = pickle.loads((tmp_path / f"out{number}" / "coords.pkl").read_bytes())
         assert len(coords) == len(truth) == result.frame_count
         inside, ratio = crop_scores(coords, truth)
