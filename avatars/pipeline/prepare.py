@@ -272,8 +272,8 @@ class _Run:
                     check_decoded_duration(index + 1, info.fps, options.limits)
                 candidates, full = None, False
                 if index > first_index:
-                    near = None if lost else tracker.last_face
-                    full = near is None or index % full_every == 0
+                    near = tracker.last_face  # None once the track is stale
+                    full = lost or near is None or index % full_every == 0
                     if full or index % options.detect_every == 0 or index == last_expected:
                         counts.attempts += 1
                         candidates = self.detector.detect(frame, None if full else near)
@@ -282,6 +282,13 @@ class _Run:
                             counts.attempts += 1
                             full = True
                             candidates = self.detector.detect(frame)
+                        elif not candidates and near is not None:
+                            # The whole frame shows no face, but it was here a moment ago: a near
+                            # search sees it larger and, with YuNet, tries it turned (a head tilted
+                            # past what a whole-frame search finds).
+                            counts.attempts += 1
+                            full = False
+                            candidates = self.detector.detect(frame, near)
                 chosen = tracker.add(index, candidates, full)
                 if candidates is not None:
                     lost = chosen is None  # search every frame until the face is back
