@@ -100,10 +100,12 @@ class TrackedBox:
     cy: float
     size: float
     crop: tuple[int, int, int, int]  # (y1, y2, x1, x2)
-    landmarks: np.ndarray | None = None
+    landmarks: np.ndarray
+    # The detector box's centre, where the background blur's person shape is drawn around.
+    face_cy: float
 
-    # The face as the background blur's person shape is drawn around (a Haar-sized box: brow to
-    # lower lip), derived back from the head square.
+    # The face the blur's person shape is drawn around: the detector box's centre, and a size in
+    # the Haar cascade's terms (brow to lower lip), which the shape's proportions were set in.
     @property
     def face_size(self) -> float:
         return self.size / HAAR_HEAD.side
@@ -111,10 +113,6 @@ class TrackedBox:
     @property
     def face_cx(self) -> float:
         return self.cx
-
-    @property
-    def face_cy(self) -> float:
-        return self.cy - HAAR_HEAD.shift_down * self.face_size
 
 
 class FaceTracker:
@@ -214,13 +212,14 @@ class FaceTracker:
     def box(self, index: int) -> TrackedBox:
         """The smoothed face and crop box of frame `index` (at most final_through())."""
         values = np.asarray(self._window(index, len(self._size_kernel) // 2))
-        cx = float(self._smooth(values[:, 0], self._centre_kernel))
-        cy = float(self._smooth(values[:, 1], self._centre_kernel))
+        # Every column with the centre's kernel in one product (facial points move with the head;
+        # a NaN column stays NaN), the size with its own: ~0.1 ms a frame against ~0.35 column by column.
+        centred = self._smooth(values, self._centre_kernel)
+        cx, cy = float(centred[0]), float(centred[1])
         size = float(self._smooth(values[:, 2], self._size_kernel))
-        # Facial points move with the head: smoothed like its centre (NaN stays NaN).
-        points = np.array([self._smooth(values[:, column], self._centre_kernel)
-                           for column in range(_POINTS.start, _POINTS.stop)]).reshape(LANDMARK_COUNT, 2)
-        return TrackedBox(cx, cy, size, crop_box(cx, cy, size, self.width, self.height), points)
+        points = centred[_POINTS].reshape(LANDMARK_COUNT, 2)
+        face_cy = cy - self.head.shift_down * size / self.head.side
+        return TrackedBox(cx, cy, size, crop_box(cx, cy, size, self.width, self.height), points, face_cy)
 
     def _window(self, index: int, radius: int) -> list[np.ndarray]:
         # Mirrored at both ends of the video (numpy's "reflect"): no lag, no pull at the edges.
@@ -235,10 +234,11 @@ class FaceTracker:
         return window
 
     @staticmethod
-    def _smooth(values: np.ndarray, kernel: np.ndarray) -> float:
+    def _smooth(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        """The kernel applied at the middle row of `values` (a column, or rows of columns)."""
         middle = len(values) // 2
         half = len(kernel) // 2
-        return float(np.dot(values[middle - half : middle + half + 1], kernel))
+        return kernel @ values[middle - half : middle + half + 1]
 
     # --- the verdict --------------------------------------------------------------------------
 
