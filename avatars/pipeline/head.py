@@ -21,10 +21,12 @@ from avatars.pipeline.detect import FaceBox
 @dataclass(frozen=True)
 class HeadGeometry:
     """How one detector's box relates to the head: the square's centre below the box centre and
-    its side, both in box heights."""
+    its side, both in box heights; and the box's height in the Haar cascade's terms (the size the
+    background blur's person shape was drawn for)."""
 
     shift_down: float
     side: float
+    haar_size: float = 1.0
 
     def square(self, face: FaceBox) -> tuple[float, float, float]:
         """(cx, cy, side) of the head's square, in frame pixels."""
@@ -33,7 +35,9 @@ class HeadGeometry:
 
 # YuNet: centred on its box (its bottom is just above the chin, its top under the hairline); 1.6 box heights hold
 # the face tilted 30 degrees with room for tracking error.
-YUNET_HEAD = HeadGeometry(shift_down=0.0, side=1.6)
+# Measured on the real people's photos: the cascade's box is ~0.9 of YuNet's height (0.76-1.02),
+# around the same centre.
+YUNET_HEAD = HeadGeometry(shift_down=0.0, side=1.6, haar_size=0.9)
 # The Haar cascade (square boxes, brow to lower lip): forehead and chin need the square moved down.
 HAAR_HEAD = HeadGeometry(shift_down=0.1, side=1.55)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatars.pipeline.detect import FaceBox
-from avatars.pipeline.head import HAAR_HEAD, YUNET_HEAD, HeadGeometry
+from avatars.pipeline.head import YUNET_HEAD, HeadGeometry
 
 # The crop is the head's square (see head.py) with this margin for tracking error. With the Haar
 # cascade's box this is the crop it always had: 1.7x the box, moved down by a tenth of it.
@@ -101,14 +101,10 @@ class TrackedBox:
     size: float
     crop: tuple[int, int, int, int]  # (y1, y2, x1, x2)
     landmarks: np.ndarray
-    # The detector box's centre, where the background blur's person shape is drawn around.
+    # The face the background blur's person shape is drawn around: the detector box's centre, and
+    # its size in the Haar cascade's terms (brow to lower lip), which the shape was drawn for.
     face_cy: float
-
-    # The face the blur's person shape is drawn around: the detector box's centre, and a size in
-    # the Haar cascade's terms (brow to lower lip), which the shape's proportions were set in.
-    @property
-    def face_size(self) -> float:
-        return self.size / HAAR_HEAD.side
+    face_size: float
 
     @property
     def face_cx(self) -> float:
@@ -218,8 +214,9 @@ class FaceTracker:
         cx, cy = float(centred[0]), float(centred[1])
         size = float(self._smooth(values[:, 2], self._size_kernel))
         points = centred[_POINTS].reshape(LANDMARK_COUNT, 2)
-        face_cy = cy - self.head.shift_down * size / self.head.side
-        return TrackedBox(cx, cy, size, crop_box(cx, cy, size, self.width, self.height), points, face_cy)
+        box_height = size / self.head.side
+        return TrackedBox(cx, cy, size, crop_box(cx, cy, size, self.width, self.height), points,
+                          cy - self.head.shift_down * box_height, self.head.haar_size * box_height)
 
     def _window(self, index: int, radius: int) -> list[np.ndarray]:
         # Mirrored at both ends of the video (numpy's "reflect"): no lag, no pull at the edges.
