@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `stream` or `load`. Needs the test dependencies.
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream` or `load`. Installs the
+# test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-install_requirements requirements-test.txt
+install_requirements requirements-bench.txt
 case "${1:-pipeline}" in
   pipeline) python bench/pipeline_bench.py ;;
+  detectors) python bench/detector_bench.py ;;
   stream) python bench/stream_bench.py ;;
   load) python bench/load_bench.py ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|stream|load]" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load]" >&2; exit 2 ;;
 esac
