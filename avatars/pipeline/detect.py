@@ -1,15 +1,16 @@
 """Face detectors. The pipeline talks to the FaceDetector interface only.
 
-Three detectors, chosen by name (`make_detector`):
+Two detectors, chosen by name (`make_detector`):
 
 - ``yunet`` (the default): the YuNet CNN of libfacedetection, compiled into the ``yuface`` wheel
   (BSD-3; the model is inside its library, nothing is downloaded). It finds real faces that the
-  Haar cascade misses and gives five facial points per face. Measured here on 540 frames of real
-  people (``bench/detector_bench.py``): recall 1.00 against the cascade's 0.5, no false faces.
+  Haar cascade misses and gives five facial points per face. Measured here on 600 frames of real
+  people (``bench/detector_bench.py``): recall 0.93 searching whole frames and 1.00 near the last
+  face, against the cascade's 0.61 and 0.38; no false faces, against the cascade's 0.13 a frame.
   With ``AVATAR_FACE_MODEL`` naming a YuNet ONNX file, the same network runs through OpenCV's
   ``FaceDetectorYN`` instead (for operators who want another YuNet release).
-- ``haar``: the frontal-face Haar cascade that opencv-python ships, kept as a fallback: fast, but
-  it misses turned, tilted and partly covered faces, and gives no facial points.
+- ``haar``: the frontal-face Haar cascade that opencv-python ships, kept as a fallback: it misses
+  turned, tilted and partly covered faces, finds false ones, and gives no facial points.
 
 Every detector runs on the CPU: detection is a small share of a frame's cost (a full search every
 2 s, a search near the last face every 5th frame), so a GPU would not pay for the copies.
@@ -139,16 +140,15 @@ class _OpenMP:
             self._set(ctypes.c_int(threads))
 
 
-class YuNetFaceDetector:
-    """YuNet from the `yuface` wheel: five facial points per face, CPU only.
+class _YuNetSearches:
+    """How both YuNet detectors search (a whole frame, or the region near the last face, turned
+    when it misses); a subclass runs the network on one image (`_search`).
 
     A full search scales the whole frame (`full_search_scale`): ~25 ms of CPU for a 720p frame
     searched at 356x200 (measured on the real-face clips: recall 0.93, against 0.94 and ~30 ms at
     427x240; the near searches in between find the rest). A search near the last face cuts the
     region NEAR_REACH face sizes either side of it and scales it so the face is NEAR_FACE_PX
-    pixels tall (detections there score as high as at full size): ~1.5 ms. Faces scoring under
-    `min_score` (0-1) are dropped: real faces scored 0.77-0.95 here down to 18 pixels tall, a
-    cat's face at most 0.49.
+    pixels tall (detections there score as high as at full size): ~1.5 ms.
 
     YuNet finds faces turned up to ~30 degrees in the image plane; a head tilted further (a tilted
     pose and a tilted camera add up) is missed. A near search that finds nothing therefore looks
@@ -156,26 +156,15 @@ class YuNetFaceDetector:
     finds back.
     """
 
-    name = "yunet-libfacedetection"
     head = "yunet"  # its box's relation to the head: head.py
     # The near search's image is ~95 pixels square: YuNet pads its input to multiples of 32, and
     # measured here 96 pixels cost ~1.4 ms against ~2.6 ms for 104-128.
     NEAR_REACH = 1.35
     NEAR_FACE_PX = 35.0
     TURN_DEG = 30.0
-
-    def __init__(self, min_face_px: float = 96.0, min_score: float = 0.6, threads: int = 1,
-                 fine_long_side: int | None = None) -> None:
-        import yuface
-        from yuface.yuface import detect as raw_detect
-
-        self._raw_detect = raw_detect
-        self._openmp = _OpenMP(os.path.dirname(yuface.__file__))
-        self.min_face_px = min_face_px
-        self.min_score = min_score
-        self.threads = threads
-        # Set: full searches run at this longer side (or full size), for a close look at small faces.
-        self.fine_long_side = fine_long_side
+    min_face_px: float
+    # Set: full searches run at this longer side (or full size), for a close look at small faces.
+    fine_long_side: int | None = None
 
     def _full_scale(self, width: int, height: int) -> float:
         if self.fine_long_side:
@@ -193,8 +182,6 @@ class YuNetFaceDetector:
         image = _cut(frame_bgr, window)
         if image.shape[0] < 16 or image.shape[1] < 16:
             return []
-        # Per calling thread: the pipeline calls from its decoding thread, the tests from theirs.
-        self._openmp.limit(self.threads)
         faces = self._search(image, window)
         if not faces and near is not None:
             for angle in (self.TURN_DEG, -self.TURN_DEG):
@@ -204,19 +191,41 @@ class YuNetFaceDetector:
         return faces
 
     def _search(self, image: np.ndarray, window: _Window) -> list[FaceBox]:
+        raise NotImplementedError
+
+
+class YuNetFaceDetector(_YuNetSearches):
+    """YuNet from the `yuface` wheel: five facial points per face, CPU only. Faces scoring under
+    `min_score` (0-1) are dropped: real faces scored 0.77-0.95 here down to 18 pixels tall, a
+    cat's face at most 0.49."""
+
+    name = "yunet-libfacedetection"
+
+    def __init__(self, min_face_px: float = 96.0, min_score: float = 0.6, threads: int = 1,
+                 fine_long_side: int | None = None) -> None:
+        import yuface
+        from yuface.yuface import detect as raw_detect
+
+        self._raw_detect = raw_detect
+        self._openmp = _OpenMP(os.path.dirname(yuface.__file__))
+        self.min_face_px = min_face_px
+        self.min_score = min_score
+        self.threads = threads
+        self.fine_long_side = fine_long_side
+
+    def _search(self, image: np.ndarray, window: _Window) -> list[FaceBox]:
+        # Per calling thread: the pipeline calls from its decoding thread, the tests from theirs.
+        self._openmp.limit(self.threads)
         return _faces_from_rows(self._raw_detect(image), window, score_column=0, score_scale=0.01,
                                 min_score=self.min_score, box_columns=slice(1, 5), landmark_columns=slice(5, 15))
 
 
-class YuNetOnnxFaceDetector:
+class YuNetOnnxFaceDetector(_YuNetSearches):
     """YuNet through OpenCV's FaceDetectorYN, for operators who name an ONNX file of it
-    (face_detection_yunet_*.onnx, `AVATAR_FACE_MODEL`); nothing here downloads it. Searches like
-    YuNetFaceDetector."""
+    (face_detection_yunet_*.onnx, `AVATAR_FACE_MODEL`); nothing here downloads it. Not run by the
+    tests (no model file ships in a package); it shares every search with YuNetFaceDetector."""
 
     name = "opencv-yunet-onnx"
-    head = "yunet"
-    NEAR_REACH = YuNetFaceDetector.NEAR_REACH
-    NEAR_FACE_PX = YuNetFaceDetector.NEAR_FACE_PX
 
     def __init__(self, model_path: str | os.PathLike, min_face_px: float = 96.0, min_score: float = 0.6) -> None:
         if not os.path.isfile(model_path):
@@ -226,15 +235,7 @@ class YuNetOnnxFaceDetector:
         self._detector = cv2.FaceDetectorYN.create(self.model_path, "", (320, 320), min_score, 0.3, 50)
         self._input_size: tuple[int, int] | None = None
 
-    def detect(self, frame_bgr: np.ndarray, near: FaceBox | None = None) -> list[FaceBox]:
-        height, width = frame_bgr.shape[:2]
-        if near is None:
-            window = _Window(0, 0, width, height, full_search_scale(min(width, height), self.min_face_px))
-        else:
-            window = _near_window(near, width, height, self.NEAR_REACH, self.NEAR_FACE_PX)
-            if window.empty:
-                return []
-        image = _cut(frame_bgr, window)
+    def _search(self, image: np.ndarray, window: _Window) -> list[FaceBox]:
         size = (image.shape[1], image.shape[0])
         if size != self._input_size:
             self._detector.setInputSize(size)
