@@ -27,8 +27,9 @@ def jobs_finish_before_teardown():
     yield
     from avatars import jobs
 
-    if jobs._runner is not None:
-        assert jobs._runner.wait_idle(60), "a background job did not finish within 60 s"
+    for backend in jobs.running_backends():
+        if hasattr(backend, "wait_idle"):
+            assert backend.wait_idle(60), "a background job did not finish within 60 s"
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from avatars.errors import (
 )
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
-from avatars.worker import video_limits
+from avatars.preparation import video_limits
 from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
@@ -205,10 +205,8 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
         )
     for session in in_use:
         session_services.end_session(session.session_id, reason="avatar_deleted")
-    if avatar.state in ACTIVE_STATES:
-        # The worker checks the flag between frames; it also removes its own work folder.
-        if not jobs.cancel(avatar_id, wait_s=10.0):
-            logger.warning("avatar %s: job did not stop within 10 s; deleting anyway", avatar_id)
+    if avatar.state in ACTIVE_STATES and not cancel_job(avatar_id, wait_s=10.0):
+        logger.warning("avatar %s: its running job did not stop within 10 s; deleting anyway", avatar_id)
     with transaction.atomic():
         Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
         avatar.delete()
@@ -217,6 +215,18 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
     # Whoever watches its progress learns that it is gone.
     events.publish({**events.progress_message(avatar), "state": AvatarState.CANCELLED, "stage": None})
     logger.info("avatar %s: deleted", avatar_id)
+
+
+def cancel_job(avatar_id: str, wait_s: float = 0.0) -> bool:
+    """Stop the avatar's job, queued or running. The row is marked cancelled first, in one
+    conditional update: a job not yet started is skipped (the thread pool drops it from its queue
+    at once, a Celery worker skips a row that is no longer queued), a running one stops between
+    two frames and removes its own work folder. Waits up to `wait_s` for a running job; True when
+    none is left running."""
+    Avatar.objects.filter(avatar_id=avatar_id, state__in=ACTIVE_STATES).update(
+        state=AvatarState.CANCELLED, updated_at=timezone.now()
+    )
+    return jobs.cancel(avatar_id, wait_s)
 
 
 def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:

@@ -1,4 +1,4 @@
-"""The Celery task behind `jobs.submit` when AVATAR_JOB_QUEUE=celery.
+"""The Celery task behind `jobs.submit` when AVATAR_JOB_QUEUE=celery (`jobs/celery_queue.py`).
 
 The worker process runs the same job function as the thread pool. Cancelling works through the
 database, which every machine shares: a job whose avatar row is deleted (or no longer queued or
@@ -12,7 +12,7 @@ import threading
 from celery import shared_task
 
 from avatars.models import ACTIVE_STATES, Avatar
-from avatars.worker import run_avatar_job
+from avatars.preparation import run_avatar_job
 
 CANCEL_POLL_S = 0.5
 

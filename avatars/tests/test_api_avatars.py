@@ -180,7 +180,7 @@ def test_create_from_path_refuses_bad_videos_at_once(client_with_key, isolated_s
 
 def test_full_queue_answers_503_with_retry_after(client_with_key, isolated_storage, face_video, monkeypatch):
     path = import_video(isolated_storage, face_video[0])
-    runner = jobs.runner()
+    runner = jobs.backend()
     monkeypatch.setattr(runner, "queue_limit", 0)
     monkeypatch.setattr(runner, "workers", 0)
     response = client_with_key.post("/v1/avatars", {"avatar_id": "a1", "video_path": str(path)}, format="json")
@@ -202,7 +202,7 @@ def test_upload_answers_201_and_reaches_ready(client_with_key, isolated_storage,
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("True", True), ("1", True), ("false", False), ("False", False), ("0", False)])
 def test_upload_booleans_accept_the_contract_spellings(client_with_key, face_video, value, expected, monkeypatch):
-    monkeypatch.setattr(jobs.runner(), "_job", lambda avatar_id, cancel: None)  # no need to process here
+    monkeypatch.setattr(jobs.backend(), "_job", lambda avatar_id, cancel: None)  # no need to process here
     response = upload(client_with_key, face_video[0], "a1", apply_blur=value)
     assert response.status_code == 201 and response.json()["apply_blur"] is expected
 
@@ -241,7 +241,7 @@ def test_upload_for_an_unknown_tutor_is_404(client_with_key, isolated_storage, f
 
 
 def test_upload_with_a_taken_id_is_409(client_with_key, isolated_storage, face_video, monkeypatch):
-    monkeypatch.setattr(jobs.runner(), "_job", lambda avatar_id, cancel: None)
+    monkeypatch.setattr(jobs.backend(), "_job", lambda avatar_id, cancel: None)
     assert upload(client_with_key, face_video[0], "a1").status_code == 201
     assert_error(upload(client_with_key, face_video[0], "a1"), 409, "avatar_exists")
     assert Avatar.objects.count() == 1
@@ -336,7 +336,7 @@ def test_delete_cancels_a_running_job_and_removes_everything(client_with_key, is
         time.sleep(0.05)
     response = client_with_key.delete("/v1/avatars/busy")
     assert response.status_code == 200
-    assert jobs.runner().wait_idle(5)
+    assert jobs.backend().wait_idle(5)
     assert_nothing_kept(isolated_storage)
 
 
@@ -344,7 +344,7 @@ def test_delete_cancels_a_running_job_and_removes_everything(client_with_key, is
 
 
 def test_preview_is_a_jpeg_once_ready_and_404_before(client_with_key, face_video, monkeypatch):
-    runner = jobs.runner()
+    runner = jobs.backend()
     real_job = runner._job
     monkeypatch.setattr(runner, "_job", lambda avatar_id, cancel: None)
     upload(client_with_key, face_video[0], "a1")
@@ -362,13 +362,13 @@ def test_reprocess_runs_again_from_the_stored_source(client_with_key, isolated_s
     response = client_with_key.post("/v1/avatars/a1/reprocess", {"apply_blur": True}, format="json")
     assert response.status_code == 202, response.content
     assert response.json()["state"] == "queued" and response.json()["apply_blur"] is True
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     avatar = Avatar.objects.get(avatar_id="a1")
     assert avatar.state == AvatarState.READY and avatar.run == 2 and avatar.apply_blur
 
 
 def test_reprocess_of_a_busy_avatar_is_409(client_with_key, face_video, monkeypatch):
-    monkeypatch.setattr(jobs.runner(), "_job", lambda avatar_id, cancel: None)
+    monkeypatch.setattr(jobs.backend(), "_job", lambda avatar_id, cancel: None)
     upload(client_with_key, face_video[0], "a1")
     assert_error(client_with_key.post("/v1/avatars/a1/reprocess"), 409, "avatar_busy")
 
@@ -445,3 +445,35 @@ def test_upload_size_is_enforced_while_streaming_not_only_from_the_header(client
     assert_error(upload(client_with_key, face_video[0], "a1"), 413, "file_too_large")
     assert_nothing_kept(isolated_storage)
     assert list(Path(settings.FILE_UPLOAD_TEMP_DIR).iterdir()) == []
+
+
+def test_deleting_a_queued_avatar_while_the_only_worker_is_busy_answers_at_once(
+        client_with_key, isolated_storage, face_video, monkeypatch, caplog):
+    """The queued job is taken out of the queue: no wait for the running job, no warning, and it
+    never runs."""
+    import threading
+    import time
+
+    release, ran = threading.Event(), []
+
+    def held_job(avatar_id, cancel):
+        ran.append(avatar_id)
+        while not release.wait(0.01) and not cancel.is_set():
+            pass
+
+    monkeypatch.setattr(jobs.backend(), "_job", held_job)
+    try:
+        for avatar_id in ("busy", "waiting"):
+            assert upload(client_with_key, face_video[0], avatar_id).status_code == 201
+        while not ran:
+            time.sleep(0.01)
+        started = time.monotonic()
+        response = client_with_key.delete("/v1/avatars/waiting")
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert response.status_code == 200 and elapsed < 1.0, elapsed
+    assert not Avatar.objects.filter(avatar_id="waiting").exists()
+    assert "did not stop" not in caplog.text
+    assert jobs.backend().wait_idle(10)
+    assert ran == ["busy"]

@@ -131,7 +131,7 @@ def test_malformed_json_bodies(client_with_key, isolated_storage, body):
 
 
 def test_a_duplicate_id_leaves_the_first_avatar_untouched(client_with_key, bad_files, isolated_storage, monkeypatch):
-    monkeypatch.setattr(jobs.runner(), "_job", lambda avatar_id, cancel: None)
+    monkeypatch.setattr(jobs.backend(), "_job", lambda avatar_id, cancel: None)
     assert upload(client_with_key, bad_files).status_code == 201
     before = files_under(isolated_storage / "media")
     response = upload(client_with_key, bad_files)
@@ -140,7 +140,7 @@ def test_a_duplicate_id_leaves_the_first_avatar_untouched(client_with_key, bad_f
 
 
 def test_two_racing_creates_of_one_id_exactly_one_wins(api_key, bad_files, isolated_storage, monkeypatch):
-    monkeypatch.setattr(jobs.runner(), "_job", lambda avatar_id, cancel: None)
+    monkeypatch.setattr(jobs.backend(), "_job", lambda avatar_id, cancel: None)
     barrier = threading.Barrier(4)
     statuses = []
 
@@ -174,7 +174,7 @@ def test_eight_parallel_uploads_under_the_limit_all_succeed(api_key, bad_files, 
     for thread in threads:
         thread.join()
     assert statuses == [201] * 8
-    assert jobs.runner().wait_idle(120)
+    assert jobs.backend().wait_idle(120)
     assert sorted(Avatar.objects.values_list("state", flat=True)) == ["ready"] * 8
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def gate_jobs(monkeypatch):
     """Hold every job until the yielded event is set (so a socket can connect first)."""
-    runner = jobs.runner()
+    runner = jobs.backend()
     real_job = runner._job
     go = threading.Event()
 
@@ -96,7 +96,7 @@ def test_a_failing_job_ends_with_its_error(api_key, no_face_video, gate_jobs):
 
 def test_a_finished_avatar_sends_its_state_and_closes(api_key, face_video):
     create(face_video[0], "ws3")
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
 
     async def scenario():
         communicator = WebsocketCommunicator(application, f"/ws/avatars/ws3/?api_key={api_key}")

@@ -90,7 +90,7 @@ def test_deleting_mid_job_stops_the_worker_within_a_second_and_removes_everythin
     assert client_with_key.delete("/v1/avatars/doomed").status_code == 200
     stopped_in = time.monotonic() - started
     print(f"delete answered, job stopped, in {stopped_in:.2f} s")
-    assert jobs.runner().counts() == (0, 0)
+    assert jobs.backend().counts() == (0, 0)
     assert stopped_in < 1.0
     for folder in ("media", "avatars", "work"):
         assert files_under(isolated_storage / folder) == []
@@ -112,7 +112,7 @@ def test_a_disk_failing_mid_write_fails_the_job_cleanly(client_with_key, isolate
     # One rename (the writers keep adding files: removing the folder file by file raced them).
     runs[0].rename(runs[0].with_name("taken-away"))
     runs[0].write_bytes(b"not a folder any more")
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     avatar = Avatar.objects.get(avatar_id="unlucky")
     print(f"failed with {avatar.error_code}: {avatar.error_message}")
     assert avatar.state == "failed" and avatar.error_code == "write_failed"

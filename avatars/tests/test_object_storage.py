@@ -67,6 +67,6 @@ def test_reprocess_replaces_the_files_on_s3(client_with_key, on_s3, face_video):
     client_with_key.post("/v1/avatars/upload?wait=60", {"avatar_id": "again", "video_file": SimpleUploadedFile(
         "tutor.mp4", face_video[0].read_bytes(), "video/mp4")}, format="multipart")
     client_with_key.post("/v1/avatars/again/reprocess", {"apply_blur": True}, format="json")
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     assert client_with_key.get("/v1/avatars/again").json()["state"] == "ready"
     assert len(keys(on_s3, "avatars/again/full_imgs/")) == 50

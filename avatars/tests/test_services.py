@@ -28,7 +28,7 @@ def test_jobs_left_queued_or_processing_by_a_crash_are_queued_again_and_finish(i
     (isolated_storage / "avatars" / "was-processing" / "partial.jpg").write_bytes(b"x")
 
     assert services.requeue_interrupted() == 2
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     assert Avatar.objects.get(avatar_id="was-queued").state == AvatarState.READY
     processed = Avatar.objects.get(avatar_id="was-processing")
     assert processed.state == AvatarState.READY and processed.run == 2
@@ -49,8 +49,8 @@ def test_a_job_created_inside_a_callers_transaction_waits_for_its_commit(isolate
     with transaction.atomic():
         services.create_avatar_from_path(avatar_id="in-transaction", video_path=str(import_path))
         time.sleep(0.5)  # time enough for a worker to have looked for the row
-        assert jobs.runner().counts() == (0, 0)  # nothing queued, nothing reserved yet
-    assert jobs.runner().wait_idle(60)
+        assert jobs.backend().counts() == (0, 0)  # nothing queued, nothing reserved yet
+    assert jobs.backend().wait_idle(60)
     assert Avatar.objects.get(avatar_id="in-transaction").state == AvatarState.READY
 
 
@@ -63,4 +63,4 @@ def test_a_transaction_rolled_back_queues_nothing_and_keeps_the_queue_free(isola
         services.create_avatar_from_path(avatar_id="rolled-back", video_path=str(import_path))
         raise RuntimeError("the caller fails after the service")
     assert not Avatar.objects.filter(avatar_id="rolled-back").exists()
-    assert jobs.runner().counts() == (0, 0)  # no job, and the reserved slot is free again
+    assert jobs.backend().counts() == (0, 0)  # no job, and the reserved slot is free again

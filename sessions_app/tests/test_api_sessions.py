@@ -27,7 +27,7 @@ def ready_tutor(face_video) -> Tutor:
     tutor = Tutor.objects.create(name="Ada")
     avatar_services.create_avatar(avatar_id=f"avatar_tutor_{tutor.pk}", local_path=face_video[0], original_name="v.mp4",
                                   source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     tutor.refresh_from_db()
     assert tutor.avatar_id
     return tutor

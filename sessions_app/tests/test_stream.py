@@ -27,7 +27,7 @@ def session_id(face_video) -> str:
     tutor = Tutor.objects.create(name="Ada")
     avatar_services.create_avatar(avatar_id="streamed", local_path=face_video[0], original_name="v.mp4",
                                   source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     return str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
 
 

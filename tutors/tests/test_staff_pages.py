@@ -39,7 +39,7 @@ def test_new_tutor_with_a_video_creates_avatar_tutor_id_and_shows_the_tutor_page
     assert response.status_code == 302 and response["Location"] == f"/staff/tutors/{tutor.pk}/"
     avatar = Avatar.objects.get(avatar_id=f"avatar_tutor_{tutor.pk}")
     assert avatar.apply_blur and avatar.tutor_id == tutor.pk
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     tutor.refresh_from_db()
     assert tutor.avatar_id == avatar.avatar_id
     page = staff_client.get(f"/staff/tutors/{tutor.pk}/").content.decode()
@@ -68,21 +68,21 @@ def test_missing_name_shows_the_form_again(staff_client):
 def test_another_video_replaces_the_avatar_and_a_refused_one_keeps_it(staff_client, face_video, not_a_video):
     staff_client.post("/staff/tutors/new", {"name": "Di", "video": video_upload(face_video[0])})
     tutor = Tutor.objects.get()
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     staff_client.post(f"/staff/tutors/{tutor.pk}/video", {"video": video_upload(not_a_video)})
     assert Avatar.objects.get().state == "ready"
     staff_client.post(f"/staff/tutors/{tutor.pk}/video", {"video": video_upload(face_video[0]), "apply_blur": "on"})
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     avatar = Avatar.objects.get()
     assert avatar.state == "ready" and avatar.apply_blur
 
 
 def test_reprocess_from_the_tutor_page(staff_client, face_video):
     staff_client.post("/staff/tutors/new", {"name": "Ed", "video": video_upload(face_video[0])})
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     tutor = Tutor.objects.get()
     assert staff_client.post(f"/staff/tutors/{tutor.pk}/reprocess").status_code == 302
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     assert Avatar.objects.get().run == 2
 
 
@@ -92,7 +92,7 @@ def test_admin_tutor_form_takes_the_video(staff_client, face_video):
     assert response.status_code == 302
     tutor = Tutor.objects.get(name="Fay")
     assert Avatar.objects.filter(avatar_id=f"avatar_tutor_{tutor.pk}").exists()
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     avatars_page = staff_client.get("/admin/avatars/avatar/").content.decode()
     assert f"avatar_tutor_{tutor.pk}" in avatars_page
     avatar = Avatar.objects.get()
@@ -103,7 +103,7 @@ def test_admin_tutor_form_takes_the_video(staff_client, face_video):
 
 def test_admin_delete_goes_through_the_service(staff_client, face_video, isolated_storage):
     staff_client.post("/staff/tutors/new", {"name": "Gus", "video": video_upload(face_video[0])})
-    assert jobs.runner().wait_idle(60)
+    assert jobs.backend().wait_idle(60)
     avatar = Avatar.objects.get()
     staff_client.post("/admin/avatars/avatar/", {"action": "delete_selected", "_selected_action": [avatar.pk], "post": "yes"})
     assert not Avatar.objects.exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from avatars import jobs, services, storage
+from avatars import services, storage
 from avatars.errors import ServiceError
 from avatars.models import FINAL_STATES, Avatar, AvatarSource, AvatarState
 
@@ -78,7 +78,7 @@ class Command(BaseCommand):
                 avatar.refresh_from_db()
         except KeyboardInterrupt:
             bar.close()
-            jobs.cancel(avatar_id, wait_s=10)
+            services.cancel_job(avatar_id, wait_s=10)
             self.stderr.write(f"interrupted: avatar '{avatar_id}' cancelled")
             sys.exit(130)
         bar.show(avatar, final=True)

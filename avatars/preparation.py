@@ -1,8 +1,10 @@
-"""What one job does: run the pipeline on an avatar's source video and publish the result.
+"""One avatar preparation, the body of every job: run the pipeline on the avatar's source video
+and publish the result.
 
-Runs on a worker thread (or, later, in a worker process). The row is the truth: this module moves
-it through processing → ready / failed / cancelled, and files appear under the avatar's path only
-when it is ready.
+Runs on a thread of the server's pool or in a Celery worker (`avatars/jobs/`). The row is the
+truth: this module moves it through processing → ready / failed / cancelled, and files appear
+under the avatar's path only when it is ready. A run sets the row's `stage` when it starts and
+clears it when it ends, whatever the outcome (`run_in_progress`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def run_avatar_job(avatar_id: str, cancel: threading.Event, in_child_process: bo
     finally:
         # Worker threads outlive requests; never keep a connection (and SQLite's locks) idle.
         connection.close()
+
+
+def run_in_progress(avatar_id: str) -> bool:
+    """Whether a run of the avatar has started and not yet ended (its row has a stage)."""
+    return Avatar.objects.filter(avatar_id=avatar_id, stage__isnull=False).exists()
 
 
 def _run(avatar_id: str, cancel: threading.Event, in_child_process: bool) -> None:

@@ -1,0 +1,55 @@
+"""The Celery job backend: workers on any machine; the shared database is the queue's truth
+(how many wait, which were cancelled)."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from avatars.errors import QueueFull
+from avatars.jobs.base import Reservation
+
+
+class CeleryJobs:
+    workers = 0  # they run on other machines
+
+    def __init__(self, queue_limit: int) -> None:
+        self.queue_limit = queue_limit
+
+    @classmethod
+    def from_settings(cls) -> CeleryJobs:
+        return cls(settings.AVATAR_QUEUE_LIMIT)
+
+    def counts(self) -> tuple[int, int]:
+        from avatars.models import Avatar, AvatarState
+
+        return (Avatar.objects.filter(state=AvatarState.QUEUED).count(),
+                Avatar.objects.filter(state=AvatarState.PROCESSING).count())
+
+    def reserve(self) -> Reservation:
+        queued, _ = self.counts()
+        if queued >= self.queue_limit:
+            raise QueueFull(f"{queued} avatars are already waiting to be processed; try again in a minute.", 30)
+        # Nothing to hold: the queued rows themselves are the count.
+        return Reservation(on_submit=self.submit)
+
+    def submit(self, avatar_id: str) -> None:
+        import tutorplatform.celery  # noqa: F401  (configures the Celery app: broker, options)
+        from avatars.tasks import prepare_avatar
+
+        prepare_avatar.delay(avatar_id)
+
+    def cancel(self, avatar_id: str, wait_s: float = 0.0) -> bool:
+        """A worker stops its job when it sees the avatar's row no longer queued or processing
+        (it looks every half second, `avatars/tasks.py`); the services mark the row first. A job
+        still in the broker's queue is skipped when a worker takes it. Waits up to `wait_s` for a
+        running job's worker to finish its run."""
+        from avatars.preparation import run_in_progress
+
+        deadline = time.monotonic() + wait_s
+        while run_in_progress(avatar_id):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
