@@ -61,10 +61,6 @@ class Avatar(models.Model):
             return None
         return {"code": self.error_code, "message": self.error_message or ""}
 
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
 
 def hash_api_key(key: str) -> str:
     # The keys are 256-bit random tokens, so a fast hash is enough: nothing to brute-force.
@@ -87,10 +83,6 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
     @classmethod
     def issue(cls, name: str) -> tuple["ApiKey", str]:

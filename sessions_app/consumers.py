@@ -90,7 +90,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _frames(self) -> AvatarFrames | None:
-        session = services.find_session(self.session_id)
+        session = services.session_or_none(self.session_id)
         if session is None or session.state != SessionState.ACTIVE:
             return None
         avatar = Avatar.objects.filter(avatar_id=session.avatar_id, state=AvatarState.READY).first()
@@ -101,7 +101,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _still_active(self, touch: bool) -> bool:
-        session = services.find_session(self.session_id)
+        session = services.session_or_none(self.session_id)
         if session is None or session.state != SessionState.ACTIVE:
             return False
         if touch:

@@ -51,13 +51,15 @@ def create_session(*, tutor_id: int, student_id: int, avatar_id: str | None = No
 
 
 def get_session(session_id) -> TutoringSession:
-    session = find_session(session_id)
+    """The session, or NotFound."""
+    session = session_or_none(session_id)
     if session is None:
         raise NotFound(f"Session '{session_id}' does not exist.")
     return session
 
 
-def find_session(session_id) -> TutoringSession | None:
+def session_or_none(session_id) -> TutoringSession | None:
+    """The session, or None (also for an id that is not a UUID)."""
     try:
         key = uuid.UUID(str(session_id))
     except ValueError:
@@ -65,8 +67,9 @@ def find_session(session_id) -> TutoringSession | None:
     return TutoringSession.objects.filter(pk=key).first()
 
 
-def fetch_session(session_id) -> TutoringSession:
-    """A client asks about a session: settle idleness first, then count the request as activity."""
+def get_session_counting_activity(session_id) -> TutoringSession:
+    """A client asks about a session: settle idleness first, then count the request as activity
+    (which keeps the session from ending as idle). NotFound when there is none."""
     end_idle_sessions()
     session = get_session(session_id)
     touch(session)

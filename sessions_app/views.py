@@ -18,7 +18,7 @@ def session_list(request):
 
 @staff_member_required
 def session_detail(request, session_id):
-    session = services.find_session(session_id)
+    session = services.session_or_none(session_id)
     if session is None:
         raise Http404("No such session")
     return render(request, "staff/session_detail.html", {"session": session})

@@ -40,7 +40,7 @@ class SessionListCreateView(APIView):
 class SessionDetailView(APIView):
     @extend_schema(responses={200: SessionResourceSerializer, **errors(401, 404)})
     def get(self, request, session_id: str):
-        return Response(session_resource(services.fetch_session(session_id)))
+        return Response(session_resource(services.get_session_counting_activity(session_id)))
 
 
 class SessionEndView(APIView):
