@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from avatars import events, jobs, storage
+from avatars import events, jobs, storage, usage
 from avatars.errors import (
     AvatarBusy,
     AvatarExists,
@@ -193,18 +193,16 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
     An avatar that active tutoring sessions show is refused (avatar_in_use), unless `force`,
     which ends those sessions first.
     """
-    from sessions_app import services as session_services  # sessions build on avatars, not the reverse
-
     avatar = get_avatar(avatar_id)
-    in_use = session_services.active_sessions_using(avatar_id)
-    if in_use and not force:
+    showing = usage.in_use(avatar_id)
+    if showing and not force:
+        count = sum(len(ids) for ids in showing.values())
         raise AvatarInUse(
-            f"Avatar '{avatar_id}' is shown in {len(in_use)} active session(s); end them first, "
+            f"Avatar '{avatar_id}' is shown in {count} active session(s); end them first, "
             "or delete with ?force=true to end them.",
-            {"sessions": [str(session.session_id) for session in in_use]},
+            showing,
         )
-    for session in in_use:
-        session_services.end_session(session.session_id, reason="avatar_deleted")
+    usage.release(avatar_id)
     if avatar.state in ACTIVE_STATES and not cancel_job(avatar_id, wait_s=10.0):
         logger.warning("avatar %s: its running job did not stop within 10 s; deleting anyway", avatar_id)
     with transaction.atomic():

@@ -1,5 +1,4 @@
-"""What a serving process does once at start: take back the jobs a crash interrupted, and start
-the sweep that ends idle tutoring sessions.
+"""What a serving process does once at start for avatars: take back the jobs a crash interrupted.
 
 Called from the ASGI/WSGI entry points rather than AppConfig.ready(), so management commands
 (migrate, create_api_key, ...) and the test suite never start jobs by importing the apps.
@@ -8,14 +7,11 @@ Called from the ASGI/WSGI entry points rather than AppConfig.ready(), so managem
 from __future__ import annotations
 
 import logging
-import threading
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 logger = logging.getLogger(__name__)
-
-IDLE_SWEEP_EVERY_S = 60.0
 
 
 def start_background_work() -> None:
@@ -26,18 +22,3 @@ def start_background_work() -> None:
             requeue_interrupted()
         except DatabaseError:
             logger.exception("could not re-queue interrupted jobs (is the database migrated?)")
-    if settings.SESSION_IDLE_SWEEP:
-        threading.Thread(target=_sweep_idle_sessions, name="idle-session-sweep", daemon=True).start()
-
-
-def _sweep_idle_sessions() -> None:
-    from sessions_app.services import end_idle_sessions
-
-    stop = threading.Event()
-    while not stop.wait(IDLE_SWEEP_EVERY_S):
-        try:
-            end_idle_sessions()
-        except DatabaseError:
-            logger.exception("idle-session sweep failed")
-        finally:
-            connection.close()

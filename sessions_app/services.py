@@ -109,6 +109,12 @@ def active_sessions_using(avatar_id: str) -> list[TutoringSession]:
     return list(TutoringSession.objects.filter(avatar_id=avatar_id, state=SessionState.ACTIVE))
 
 
+def end_sessions_showing(avatar_id: str) -> None:
+    """The avatar is being deleted: end every active session that shows it."""
+    for session in active_sessions_using(avatar_id):
+        end_session(session.session_id, reason="avatar_deleted")
+
+
 def list_session_ids(*, state: str | None = None, tutor_id: int | None = None, student_id: int | None = None,
                      limit: int = 50, offset: int = 0) -> tuple[int, list[str]]:
     end_idle_sessions()

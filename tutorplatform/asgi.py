@@ -13,7 +13,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from avatars.routing import websocket_urlpatterns as avatar_sockets  # noqa: E402
-from avatars.startup import start_background_work  # noqa: E402
+from avatars.startup import start_background_work as start_avatar_work  # noqa: E402
+from sessions_app.startup import start_background_work as start_session_work  # noqa: E402
 from tutorplatform.daphne_uploads import read_request_bodies_from_disk, stop_form_parsing_in_twisted  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns as session_sockets  # noqa: E402
 
@@ -27,4 +28,5 @@ application = ProtocolTypeRouter(
 
 stop_form_parsing_in_twisted()
 read_request_bodies_from_disk()
-start_background_work()
+start_avatar_work()
+start_session_work()
