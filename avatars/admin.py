@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from avatars import services, storage
-from avatars.errors import ServiceError
+from common.errors import ServiceError
 from avatars.models import ApiKey, Avatar, AvatarState
 
 

@@ -9,7 +9,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from avatars import events
 from avatars.models import Avatar
-from avatars.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, socket_allowed
+from common.channels import remember_server_loop
+from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND
 
 
 class AvatarProgressConsumer(AsyncJsonWebsocketConsumer):
@@ -18,10 +19,10 @@ class AvatarProgressConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.avatar_id = self.scope["url_route"]["kwargs"]["avatar_id"]
-        if not await socket_allowed(self.scope):
+        if not self.scope.get("socket_allowed"):  # common.socket_auth's middleware decided
             await self.close(code=CLOSE_NOT_AUTHENTICATED)  # refused during the handshake
             return
-        events.remember_server_loop(asyncio.get_running_loop())
+        remember_server_loop(asyncio.get_running_loop())
         self.group = events.group_name(self.avatar_id)
         # Join before reading the snapshot, so nothing published in between is missed.
         await self.channel_layer.group_add(self.group, self.channel_name)

@@ -1,27 +1,8 @@
-"""What the services refuse, as stable codes; the API turns each into the contract's error body."""
+"""What the avatar services refuse (on top of common.errors' InvalidRequest and NotFound)."""
 
 from __future__ import annotations
 
-
-class ServiceError(Exception):
-    """A refused request. `code` is one of the contract's error codes (see api.md)."""
-
-    code = "invalid_request"
-
-    def __init__(self, message: str, details: dict | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        if code:
-            self.code = code
-
-
-class InvalidRequest(ServiceError):
-    code = "invalid_request"
-
-
-class NotFound(ServiceError):
-    code = "not_found"
+from common.errors import ServiceError
 
 
 class AvatarExists(ServiceError):
@@ -52,13 +33,5 @@ class QueueFull(ServiceError):
         self.retry_after_s = retry_after_s
 
 
-class AvatarNotReady(ServiceError):
-    code = "avatar_not_ready"
-
-
 class AvatarInUse(ServiceError):
     code = "avatar_in_use"
-
-
-class SessionLimit(ServiceError):
-    code = "session_limit"

@@ -1,34 +1,21 @@
 """Progress of an avatar job: recorded on the row (throttled) and pushed to watching browsers.
 
-The worker threads publish through the channel layer's `group_send` to the group of the avatar;
-`/ws/avatars/<id>/` consumers forward what they receive. With the in-memory channel layer the
-send must run on the server's event loop (its queues are not thread-safe), so consumers register
-that loop when they connect; with a networked layer (Redis) any loop will do.
+The worker threads publish through the channel layer (common/channels.py) to the group of the
+avatar; `/ws/avatars/<id>/` consumers forward what they receive.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from avatars.models import FINAL_STATES, Avatar, AvatarState
 from avatars.pipeline.prepare import overall_progress
+from common.channels import send_to_group
 
 logger = logging.getLogger(__name__)
-
-_server_loop: asyncio.AbstractEventLoop | None = None
-
-
-def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Called by consumers (of avatars and sessions): the loop their channel layer lives on."""
-    global _server_loop
-    _server_loop = loop
-
 
 def group_name(avatar_id: str) -> str:
     return f"avatar.{avatar_id}"
@@ -46,22 +33,6 @@ def progress_message(avatar: Avatar) -> dict:
         "frames_done": avatar.frames_done,
         "frames_total": avatar.frames_total,
     }
-
-
-def send_to_group(group: str, event: dict) -> None:
-    """`group_send` from synchronous code (worker threads, views); never raises: what is sent is a
-    courtesy to listeners, the database row is the truth."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        loop = _server_loop
-        if loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
-        else:
-            async_to_sync(layer.group_send)(group, event)
-    except Exception:  # a broken layer must not fail a job or a request
-        logger.exception("could not send %s to %s", event.get("type"), group)
 
 
 def publish(message: dict) -> None:

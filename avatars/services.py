@@ -17,19 +17,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from avatars import events, jobs, storage, usage
-from avatars.errors import (
-    AvatarBusy,
-    AvatarExists,
-    AvatarInUse,
-    InvalidRequest,
-    InvalidVideo,
-    NotFound,
-    QueueFull,
-    UnsupportedMedia,
-)
+from avatars.errors import AvatarBusy, AvatarExists, AvatarInUse, InvalidVideo, QueueFull, UnsupportedMedia
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
 from avatars.preparation import video_limits
+from common.errors import InvalidRequest, NotFound
 from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from avatars import events
 from avatars.models import Avatar, AvatarState
-from avatars.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, socket_allowed
+from common.channels import remember_server_loop
+from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND
 from sessions_app import services
 from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
 from sessions_app.models import SessionState
@@ -33,10 +33,10 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        if not await socket_allowed(self.scope):
+        if not self.scope.get("socket_allowed"):  # common.socket_auth's middleware decided
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
-        events.remember_server_loop(asyncio.get_running_loop())
+        remember_server_loop(asyncio.get_running_loop())
         frames = await self._frames()
         await self.accept()
         if frames is None:

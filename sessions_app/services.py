@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from avatars import events
-from avatars.errors import AvatarNotReady, NotFound, SessionLimit
+from common.channels import send_to_group
+from common.errors import NotFound
+from sessions_app.errors import AvatarNotReady, SessionLimit
 from avatars.models import Avatar, AvatarState
 from sessions_app.models import SessionState, TutoringSession
 from tutors.models import Tutor
@@ -90,7 +91,7 @@ def end_session(session_id, reason: str = "ended") -> TutoringSession:
         TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
             state=SessionState.ENDED, ended_at=now, end_reason=reason)
         session.refresh_from_db()
-        events.send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
+        send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
         logger.info("session %s: ended (%s)", session.session_id, reason)
     return session
 

@@ -13,6 +13,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from avatars.routing import websocket_urlpatterns as avatar_sockets  # noqa: E402
+from common.socket_auth import SocketAccessMiddleware  # noqa: E402
 from avatars.startup import start_background_work as start_avatar_work  # noqa: E402
 from sessions_app.startup import start_background_work as start_session_work  # noqa: E402
 from tutorplatform.daphne_uploads import read_request_bodies_from_disk, stop_form_parsing_in_twisted  # noqa: E402
@@ -22,7 +23,7 @@ application = ProtocolTypeRouter(
     {
         "http": http_application,
         # Sessions authenticate staff browsers; API clients put ?api_key= in the URL.
-        "websocket": AuthMiddlewareStack(URLRouter(avatar_sockets + session_sockets)),
+        "websocket": AuthMiddlewareStack(SocketAccessMiddleware(URLRouter(avatar_sockets + session_sockets))),
     }
 )
 

@@ -2,7 +2,7 @@
 
 from django.views import defaults
 
-from avatars.api.errors import json_error_response
+from common.api_errors import json_error_response
 
 
 def _is_api(request) -> bool:

@@ -209,6 +209,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
+# How WebSocket access finds an API key (common/socket_auth.py): key -> the key's row, or None.
+API_KEY_LOOKUP = "avatars.authentication.find_active_key"
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First, so that a request with no credentials gets 401 (with WWW-Authenticate), not 403.
@@ -216,7 +219,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["avatars.permissions.IsApiClient"],
-    "EXCEPTION_HANDLER": "avatars.api.errors.contract_exception_handler",
+    "EXCEPTION_HANDLER": "common.api_errors.contract_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -5,7 +5,7 @@ from django.views.generic import TemplateView
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from avatars.health import health
+from tutorplatform.health import health
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from avatars.errors import ServiceError
+from common.errors import ServiceError
 from avatars.uploads import local_copy
 from tutors import services
 from tutors.forms import TutorForm

@@ -12,7 +12,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from avatars import services as avatar_services
-from avatars.errors import FileTooLarge, ServiceError
+from avatars.errors import FileTooLarge
+from common.errors import ServiceError
 from avatars.uploads import SizeLimitUploadHandler, local_copy
 from tutors import services
 from tutors.forms import AvatarVideoForm, TutorForm

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 
 from avatars.models import AvatarState
+from common.api_schema import errors
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -16,13 +17,6 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-API-Key",
                 "description": "Or `Authorization: Token <key>`. Create one with `manage.py create_api_key NAME`."}
-
-
-class ErrorSerializer(serializers.Serializer):
-    status = serializers.CharField(default="error")
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
 
 
 class VideoFactsSerializer(serializers.Serializer):
@@ -69,10 +63,6 @@ class DeletedSerializer(serializers.Serializer):
     status = serializers.CharField(default="success")
     avatar_id = serializers.CharField()
     message = serializers.CharField()
-
-
-def errors(*statuses: int) -> dict:
-    return {status: OpenApiResponse(ErrorSerializer) for status in statuses}
 
 
 WAIT = OpenApiParameter("wait", float, description="Hold the answer up to this many seconds (max 300) "

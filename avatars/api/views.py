@@ -29,7 +29,7 @@ from avatars.api.serializers import (
     WaitQuerySerializer,
     avatar_resource,
 )
-from avatars.errors import NotFound
+from common.errors import NotFound
 from avatars.models import AvatarState
 from avatars.uploads import SizeLimitUploadHandler, local_copy, too_large
 

@@ -6,7 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from avatars.api.schema import errors, extend_schema
+from common.api_schema import errors, extend_schema
 from sessions_app import services
 from sessions_app.api.serializers import (
     CreateSessionSerializer,

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from avatars import services, storage
-from avatars.errors import ServiceError
+from common.errors import ServiceError
 from avatars.models import FINAL_STATES, Avatar, AvatarSource, AvatarState
 
 

@@ -10,7 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from avatars.errors import QueueFull, ServiceError
+from common.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def contract_exception_handler(exc: Exception, context: dict) -> Response | None
         return None  # an unexpected exception: Django's 500 handler answers
     code, message, details = mapped
     headers = {}
-    if isinstance(exc, QueueFull):
+    if isinstance(exc, ServiceError) and exc.retry_after_s:
         headers["Retry-After"] = str(exc.retry_after_s)
     if isinstance(exc, exceptions.APIException):
         auth_header = getattr(exc, "auth_header", None)
