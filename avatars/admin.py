@@ -1,10 +1,11 @@
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from avatars import services, storage
-from common.errors import ServiceError
 from avatars.models import ApiKey, Avatar, AvatarState
+from common.errors import ServiceError
 
 
 @admin.register(Avatar)
@@ -29,7 +30,7 @@ class AvatarAdmin(admin.ModelAdmin):
     def preview(self, avatar: Avatar) -> str:
         if avatar.state != AvatarState.READY:
             return "-"
-        return format_html('<img src="/v1/avatars/{}/preview" style="max-width:320px">', avatar.avatar_id)
+        return format_html('<img src="{}" style="max-width:320px">', reverse("avatar-preview", args=[avatar.avatar_id]))
 
     def delete_model(self, request, avatar: Avatar) -> None:
         services.delete_avatar(avatar.avatar_id)

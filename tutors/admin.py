@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
-from common.errors import ServiceError
 from avatars.uploads import local_copy
+from common.errors import ServiceError
 from tutors import services
 from tutors.forms import TutorForm
 from tutors.models import Tutor

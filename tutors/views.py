@@ -13,8 +13,8 @@ from django.views.decorators.http import require_POST
 
 from avatars import services as avatar_services
 from avatars.errors import FileTooLarge
-from common.errors import ServiceError
 from avatars.uploads import SizeLimitUploadHandler, local_copy
+from common.errors import ServiceError
 from tutors import services
 from tutors.forms import AvatarVideoForm, TutorForm
 from tutors.models import Tutor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from avatars import storage
@@ -82,7 +83,7 @@ def avatar_resource(avatar: Avatar) -> dict:
         "error": avatar.error,
         "video": _public_video(avatar.video),
         "faces": avatar.faces,
-        "preview_url": f"/v1/avatars/{avatar.avatar_id}/preview",
+        "preview_url": reverse("avatar-preview", args=[avatar.avatar_id]),
         "events_url": f"/ws/avatars/{avatar.avatar_id}/",
         "created_at": _iso(avatar.created_at),
         "updated_at": _iso(avatar.updated_at),
