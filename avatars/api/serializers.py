@@ -1,8 +1,10 @@
-"""Request validation and the avatar resource of api.md."""
+"""Request validation, and the avatar resource of api.md (the answer and its schema)."""
 
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from avatars import storage
@@ -67,35 +69,86 @@ class ReprocessSerializer(serializers.Serializer):
     apply_blur = StrictBooleanField(required=False, allow_null=True, default=None)
 
 
-def avatar_resource(avatar: Avatar) -> dict:
-    """The avatar resource exactly as api.md lists it."""
-    return {
-        "avatar_id": avatar.avatar_id,
-        "tutor_id": avatar.tutor_id,
-        "state": avatar.state,
-        "stage": avatar.stage,
-        "progress": round(avatar.progress, 1),
-        "frames_done": avatar.frames_done,
-        "frames_total": avatar.frames_total,
-        "apply_blur": avatar.apply_blur,
-        "source": avatar.source,
-        "avatar_path": str(storage.avatar_path(avatar.avatar_id)),
-        "error": avatar.error,
-        "video": _public_video(avatar.video),
-        "faces": avatar.faces,
-        "preview_url": reverse("avatar-preview", args=[avatar.avatar_id]),
-        "events_url": f"/ws/avatars/{avatar.avatar_id}/",
-        "created_at": _iso(avatar.created_at),
-        "updated_at": _iso(avatar.updated_at),
-        "ready_at": _iso(avatar.ready_at),
-    }
+class VideoFactsSerializer(serializers.Serializer):
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    fps = serializers.FloatField()
+    frame_count = serializers.IntegerField()
+    duration_s = serializers.FloatField()
 
 
-def _public_video(video: dict | None) -> dict | None:
-    if not video:
-        return None
-    return {key: video.get(key) for key in ("width", "height", "fps", "frame_count", "duration_s")}
+class AvatarSerializer(serializers.Serializer):
+    """The avatar resource exactly as api.md lists it: what the API answers, and its OpenAPI
+    description."""
+
+    avatar_id = serializers.CharField()
+    tutor_id = serializers.IntegerField(allow_null=True)
+    state = serializers.ChoiceField(choices=AvatarState.choices)
+    stage = serializers.CharField(allow_null=True)
+    progress = serializers.SerializerMethodField()
+    frames_done = serializers.IntegerField()
+    frames_total = serializers.IntegerField()
+    apply_blur = serializers.BooleanField()
+    source = serializers.ChoiceField(choices=["upload", "path"])
+    avatar_path = serializers.SerializerMethodField()
+    error = serializers.DictField(allow_null=True)
+    video = serializers.SerializerMethodField()
+    faces = serializers.DictField(allow_null=True)
+    preview_url = serializers.SerializerMethodField()
+    events_url = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    ready_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema_field(OpenApiTypes.FLOAT)
+    def get_progress(self, avatar: Avatar) -> float:
+        return round(avatar.progress, 1)
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_avatar_path(self, avatar: Avatar) -> str:
+        return str(storage.avatar_path(avatar.avatar_id))
+
+    @extend_schema_field(VideoFactsSerializer(allow_null=True))
+    def get_video(self, avatar: Avatar) -> dict | None:
+        if not avatar.video:
+            return None
+        return {key: avatar.video.get(key) for key in VideoFactsSerializer().fields}
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_preview_url(self, avatar: Avatar) -> str:
+        return reverse("avatar-preview", args=[avatar.avatar_id])
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_events_url(self, avatar: Avatar) -> str:
+        return f"/ws/avatars/{avatar.avatar_id}/"  # a Channels route: reverse() does not know it
 
 
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+class AvatarAcceptedSerializer(AvatarSerializer):
+    """The avatar resource behind the seed's envelope (`status`, `message` from the context)."""
+
+    ENVELOPE = ("status", "message")
+    status = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_status(self, avatar: Avatar) -> str:
+        return "success"
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_message(self, avatar: Avatar) -> str:
+        return self.context["message"]
+
+    def to_representation(self, avatar: Avatar) -> dict:
+        data = super().to_representation(avatar)
+        return {**{key: data.pop(key) for key in self.ENVELOPE}, **data}
+
+
+class AvatarCreatedSerializer(AvatarAcceptedSerializer):
+    """The seed's 201: the envelope with `mock: false` (the old server answered `true`)."""
+
+    ENVELOPE = ("status", "message", "mock")
+    mock = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_mock(self, avatar: Avatar) -> bool:
+        return False

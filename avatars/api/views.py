@@ -10,28 +10,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from avatars import selectors, services, storage
-from avatars.api.schema import (
-    WAIT,
-    AvatarCreatedSerializer,
-    AvatarListSerializer,
-    AvatarResourceSerializer,
-    DeletedSerializer,
-    OpenApiResponse,
-    errors,
-    extend_schema,
-)
+from avatars.api.schema import WAIT, AvatarListSerializer, DeletedSerializer, OpenApiResponse, errors, extend_schema
 from avatars.api.serializers import (
+    AvatarAcceptedSerializer,
+    AvatarCreatedSerializer,
     AvatarListQuerySerializer,
+    AvatarSerializer,
     CreateFromPathSerializer,
     CreateFromUploadSerializer,
     DeleteQuerySerializer,
     ReprocessSerializer,
     WaitQuerySerializer,
-    avatar_resource,
 )
-from common.errors import NotFound
 from avatars.models import AvatarState
 from avatars.uploads import SizeLimitUploadHandler, local_copy, too_large
+from common.errors import NotFound
 
 
 def _validated(serializer_class, data) -> dict:
@@ -49,7 +42,7 @@ def _created(avatar, message: str, wait_s: float) -> Response:
     """The seed's 201: the avatar resource plus status/message/mock, optionally after ?wait=N."""
     if wait_s:
         avatar = services.wait_for_avatar(avatar, wait_s)
-    body = {"status": "success", "message": message, "mock": False, **avatar_resource(avatar)}
+    body = AvatarCreatedSerializer(avatar, context={"message": message}).data
     return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -97,9 +90,9 @@ class AvatarUploadView(APIView):
 
 
 class AvatarDetailView(APIView):
-    @extend_schema(responses={200: AvatarResourceSerializer, **errors(401, 404)})
+    @extend_schema(responses={200: AvatarSerializer, **errors(401, 404)})
     def get(self, request, avatar_id: str):
-        return Response(avatar_resource(services.get_avatar(avatar_id)))
+        return Response(AvatarSerializer(services.get_avatar(avatar_id)).data)
 
     @extend_schema(parameters=[DeleteQuerySerializer], responses={200: DeletedSerializer, **errors(400, 401, 404, 409)})
     def delete(self, request, avatar_id: str):
@@ -119,11 +112,10 @@ class AvatarPreviewView(APIView):
 
 
 class AvatarReprocessView(APIView):
-    @extend_schema(request=ReprocessSerializer, responses={202: AvatarCreatedSerializer, **errors(401, 404, 409, 503)})
+    @extend_schema(request=ReprocessSerializer, responses={202: AvatarAcceptedSerializer, **errors(401, 404, 409, 503)})
     def post(self, request, avatar_id: str):
         data = _validated(ReprocessSerializer, request.data)
         avatar = services.reprocess_avatar(avatar_id, apply_blur=data["apply_blur"])
-        return Response(
-            {"status": "success", "message": f"Avatar '{avatar_id}' queued for reprocessing.", **avatar_resource(avatar)},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        message = f"Avatar '{avatar_id}' queued for reprocessing."
+        return Response(AvatarAcceptedSerializer(avatar, context={"message": message}).data,
+                        status=status.HTTP_202_ACCEPTED)

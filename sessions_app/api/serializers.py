@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from avatars.services import AVATAR_ID_PATTERN
-from sessions_app.models import SessionState, TutoringSession
+from sessions_app.models import SessionState
 
 
 class CreateSessionSerializer(serializers.Serializer):
@@ -23,8 +23,8 @@ class SessionListQuerySerializer(serializers.Serializer):
     offset = serializers.IntegerField(required=False, min_value=0, default=0)
 
 
-class SessionResourceSerializer(serializers.Serializer):
-    """The session resource of api.md (for the OpenAPI description; session_resource() builds it)."""
+class SessionSerializer(serializers.Serializer):
+    """The session resource of api.md: what the API answers, and its OpenAPI description."""
 
     session_id = serializers.UUIDField()
     tutor_id = serializers.IntegerField()
@@ -34,27 +34,9 @@ class SessionResourceSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
     end_reason = serializers.CharField(allow_blank=True)
-    stream_url = serializers.CharField()
+    stream_url = serializers.CharField(read_only=True)
 
 
 class SessionListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     sessions = serializers.ListField(child=serializers.UUIDField())
-
-
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def session_resource(session: TutoringSession) -> dict:
-    return {
-        "session_id": str(session.session_id),
-        "tutor_id": session.tutor_id,
-        "student_id": session.student_id,
-        "avatar_id": session.avatar_id,
-        "state": session.state,
-        "created_at": _iso(session.created_at),
-        "ended_at": _iso(session.ended_at),
-        "end_reason": session.end_reason,
-        "stream_url": session.stream_url,
-    }

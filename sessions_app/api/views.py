@@ -12,8 +12,7 @@ from sessions_app.api.serializers import (
     CreateSessionSerializer,
     SessionListQuerySerializer,
     SessionListSerializer,
-    SessionResourceSerializer,
-    session_resource,
+    SessionSerializer,
 )
 
 
@@ -31,19 +30,19 @@ class SessionListCreateView(APIView):
         return Response({"total": total, "sessions": session_ids})
 
     @extend_schema(request=CreateSessionSerializer,
-                   responses={201: SessionResourceSerializer, **errors(400, 401, 404, 409, 429)})
+                   responses={201: SessionSerializer, **errors(400, 401, 404, 409, 429)})
     def post(self, request):
         session = services.create_session(**_validated(CreateSessionSerializer, request.data))
-        return Response(session_resource(session), status=status.HTTP_201_CREATED)
+        return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
 class SessionDetailView(APIView):
-    @extend_schema(responses={200: SessionResourceSerializer, **errors(401, 404)})
+    @extend_schema(responses={200: SessionSerializer, **errors(401, 404)})
     def get(self, request, session_id: str):
-        return Response(session_resource(services.get_session_counting_activity(session_id)))
+        return Response(SessionSerializer(services.get_session_counting_activity(session_id)).data)
 
 
 class SessionEndView(APIView):
-    @extend_schema(request=None, responses={200: SessionResourceSerializer, **errors(401, 404)})
+    @extend_schema(request=None, responses={200: SessionSerializer, **errors(401, 404)})
     def post(self, request, session_id: str):
-        return Response(session_resource(services.end_session(session_id)))
+        return Response(SessionSerializer(services.end_session(session_id)).data)
