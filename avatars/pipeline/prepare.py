@@ -324,15 +324,17 @@ class _Run:
     def _find_first_face(self, info: VideoInfo, allowance: float | None) -> tuple[int, list[FaceBox]]:
         """Search frame by frame for the first face, before the main pass starts: the frames before
         it need its box, and a video that shows none within the allowance stops here."""
+        looked_at = 0  # also right for a video that decodes no frame at all
         for index, frame in iter_frames(self.video_path):
             if self.is_cancelled():
                 raise PipelineCancelled()
             faces = self.detector.detect(frame)
             if faces:
                 return index, faces
-            if allowance is not None and index + 1 > allowance:
+            looked_at = index + 1
+            if allowance is not None and looked_at > allowance:
                 break
-        raise self._small_face_instead(info, verdicts.no_face(0, index + 1, self.options.min_face_ratio))
+        raise self._small_face_instead(info, verdicts.no_face(0, looked_at, self.options.min_face_ratio))
 
     # --- the verdict ---------------------------------------------------------------------------
 
