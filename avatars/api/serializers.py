@@ -144,7 +144,8 @@ class AvatarAcceptedSerializer(AvatarSerializer):
 
 
 class AvatarCreatedSerializer(AvatarAcceptedSerializer):
-    """The seed's 201: the envelope with `mock: false` (the old server answered `true`)."""
+    """The seed's 201: the envelope with the contract's `mock` field, always false here (the old
+    server's field, kept for its clients: this server prepares avatars for real)."""
 
     ENVELOPE = ("status", "message", "mock")
     mock = serializers.SerializerMethodField()
