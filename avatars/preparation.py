@@ -2,16 +2,16 @@
 and publish the result.
 
 Runs on a thread of the server's pool or in a Celery worker (`avatars/jobs/`). The row is the
-truth: this module moves it through processing → ready / failed / cancelled, and files appear
-under the avatar's path only when it is ready. A run sets the row's `stage` when it starts and
-clears it when it ends, whatever the outcome (`run_in_progress`).
+truth: this module moves it through processing → ready / failed / cancelled (or back to queued
+when the server shuts down mid-run), and files appear under the avatar's path only when it is
+ready. A run sets the row's `stage` when it starts and clears it when it ends, whatever the
+outcome (`run_in_progress`).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import threading
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from avatars import storage
 from avatars.events import ProgressRecorder, publish_row
+from avatars.jobs.base import JobStop
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
 from avatars.pipeline.child_process import prepare_in_child
@@ -55,14 +56,15 @@ def prepare_options(apply_blur: bool) -> PrepareOptions:
     )
 
 
-def run_avatar_job(avatar_id: str, cancel: threading.Event, in_child_process: bool | None = None) -> None:
-    """Prepare one avatar. `in_child_process` (default: the setting) runs the pipeline in a child
-    process, which protects a server's API; a Celery worker is already a process of its own."""
+def run_avatar_job(avatar_id: str, stop: JobStop, in_child_process: bool | None = None) -> None:
+    """Prepare one avatar, stopping between two frames when `stop` says so. `in_child_process`
+    (default: the setting) runs the pipeline in a child process, which protects a server's API; a
+    Celery worker is already a process of its own."""
     close_old_connections()
     if in_child_process is None:
         in_child_process = settings.AVATAR_JOB_IN_CHILD_PROCESS
     try:
-        _run(avatar_id, cancel, in_child_process)
+        _run(avatar_id, stop, in_child_process)
     finally:
         # Worker threads outlive requests; never keep a connection (and SQLite's locks) idle.
         connection.close()
@@ -73,12 +75,14 @@ def run_in_progress(avatar_id: str) -> bool:
     return Avatar.objects.filter(avatar_id=avatar_id, stage__isnull=False).exists()
 
 
-def _run(avatar_id: str, cancel: threading.Event, in_child_process: bool) -> None:
+def _run(avatar_id: str, stop: JobStop, in_child_process: bool) -> None:
     avatar = Avatar.objects.filter(avatar_id=avatar_id).first()
     if avatar is None or avatar.state not in ACTIVE_STATES:
         return  # deleted, or finished by an earlier job, before this one started
     run = avatar.run + 1
-    if cancel.is_set():
+    if stop.interrupted:
+        return  # shutting down before it started: the row stays queued for the next start
+    if stop.is_set():
         _finish(avatar, avatar.run, state=AvatarState.CANCELLED)
         return
     Avatar.objects.filter(pk=avatar.pk).update(
@@ -95,14 +99,18 @@ def _run(avatar_id: str, cancel: threading.Event, in_child_process: bool) -> Non
             run_prepare = prepare_in_child if in_child_process else prepare
             result = run_prepare(
                 source, work_dir, prepare_options(avatar.apply_blur),
-                on_progress=ProgressRecorder(avatar.pk, avatar_id, run), cancelled=cancel.is_set,
+                on_progress=ProgressRecorder(avatar.pk, avatar_id, run), cancelled=stop.is_set,
             )
-        if cancel.is_set():
+        if stop.is_set():
             raise PipelineCancelled()
         _publish(avatar, run, result)
     except PipelineCancelled:
-        logger.info("avatar %s: run %d cancelled", avatar_id, run)
-        _finish(avatar, run, state=AvatarState.CANCELLED)
+        if stop.interrupted:
+            logger.info("avatar %s: run %d interrupted by shutdown; back in the queue", avatar_id, run)
+            _requeue(avatar, run)
+        else:
+            logger.info("avatar %s: run %d cancelled", avatar_id, run)
+            _finish(avatar, run, state=AvatarState.CANCELLED)
     except PipelineError as exc:
         logger.info("avatar %s: run %d failed: %s", avatar_id, run, exc.code)
         _finish(avatar, run, state=AvatarState.FAILED, error_code=exc.code, error_message=exc.message)
@@ -138,6 +146,16 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
         logger.info("avatar %s: run %d finished after its avatar was deleted; files removed", avatar_id, run)
         return
     logger.info("avatar %s: run %d ready (%d frames)", avatar_id, run, result.frame_count)
+
+
+def _requeue(avatar: Avatar, run: int) -> None:
+    """Put an interrupted run's avatar back in the queue, unless it was cancelled or deleted
+    meanwhile (only a row still processing this run is changed)."""
+    storage.remove_prepared(avatar.avatar_id)
+    Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
+        state=AvatarState.QUEUED, stage=None, progress=0.0, frames_done=0, updated_at=timezone.now(),
+    )
+    publish_row(avatar.pk)
 
 
 def _finish(avatar: Avatar, run: int, *, state: str, error_code: str | None = None,

@@ -11,19 +11,20 @@ import threading
 
 from celery import shared_task
 
+from avatars.jobs.base import JobStop
 from avatars.models import ACTIVE_STATES, Avatar
 from avatars.preparation import run_avatar_job
 
 CANCEL_POLL_S = 0.5
 
 
-def _watch_for_cancel(avatar_id: str, cancel: threading.Event, done: threading.Event) -> None:
+def _watch_for_cancel(avatar_id: str, stop: JobStop, done: threading.Event) -> None:
     from django.db import connection
 
     try:
         while not done.wait(CANCEL_POLL_S):
             if not Avatar.objects.filter(avatar_id=avatar_id, state__in=ACTIVE_STATES).exists():
-                cancel.set()
+                stop.cancel()
                 return
     finally:
         connection.close()
@@ -31,11 +32,11 @@ def _watch_for_cancel(avatar_id: str, cancel: threading.Event, done: threading.E
 
 @shared_task(name="avatars.prepare_avatar", acks_late=True, reject_on_worker_lost=True)
 def prepare_avatar(avatar_id: str) -> None:
-    cancel, done = threading.Event(), threading.Event()
-    watcher = threading.Thread(target=_watch_for_cancel, args=(avatar_id, cancel, done), daemon=True)
+    stop, done = JobStop(), threading.Event()
+    watcher = threading.Thread(target=_watch_for_cancel, args=(avatar_id, stop, done), daemon=True)
     watcher.start()
     try:
-        run_avatar_job(avatar_id, cancel, in_child_process=False)  # a pool worker may not fork children
+        run_avatar_job(avatar_id, stop, in_child_process=False)  # a pool worker may not fork children
     finally:
         done.set()
         watcher.join()

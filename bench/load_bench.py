@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/load_bench.py        (or: bash scripts/bench.sh load)
 
-Starts a real server (daphne, as scripts/serve.sh does) on a free loopback port with its own data
+Starts a real server (uvicorn, as scripts/serve.sh does) on a free loopback port with its own data
 folder and measures, over one keep-alive connection, REQUESTS sequential requests per endpoint and
 phase (bounded in count and in time): first with the server idle, then while it prepares a 20 s
 720p clip with background blur (re-queued if it finishes before the requests do). Prints p50/p99

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/stream_bench.py        (or: bash scripts/bench.sh stream)
 
-Starts a real server (daphne, as scripts/serve.sh does) on a free loopback port with its own data
+Starts a real server (uvicorn, as scripts/serve.sh does) on a free loopback port with its own data
 folder, prepares an avatar from a 10 s 720p clip through the API, opens a session, and watches
 /ws/sessions/<id>/ with one viewer, then four at once, for a fixed time each. Prints frames per
 second per viewer against the avatar's fps, and the server's RSS. Loopback only, bounded in time.

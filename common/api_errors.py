@@ -22,6 +22,7 @@ STATUS_BY_CODE = {
     "not_found": 404,
     "method_not_allowed": 405,
     "not_acceptable": 406,
+    "request_timeout": 408,
     "avatar_exists": 409,
     "avatar_in_use": 409,
     "avatar_not_ready": 409,

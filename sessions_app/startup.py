@@ -1,5 +1,5 @@
-"""What a serving process does once at start for tutoring sessions: the sweep that ends idle
-sessions. Called from the ASGI/WSGI entry points (see avatars/startup.py for why not ready())."""
+"""What a serving process does for tutoring sessions when it starts and stops: the sweep that ends
+idle sessions. Called from the server's lifespan (tutorplatform/lifespan.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,23 @@ logger = logging.getLogger(__name__)
 
 IDLE_SWEEP_EVERY_S = 60.0
 
+_stop_sweep = threading.Event()
+
 
 def start_background_work() -> None:
     if settings.SESSION_IDLE_SWEEP:
+        _stop_sweep.clear()
         threading.Thread(target=_sweep_idle_sessions, name="idle-session-sweep", daemon=True).start()
+
+
+def stop_background_work() -> None:
+    _stop_sweep.set()
 
 
 def _sweep_idle_sessions() -> None:
     from sessions_app.services import end_idle_sessions
 
-    stop = threading.Event()
-    while not stop.wait(IDLE_SWEEP_EVERY_S):
+    while not _stop_sweep.wait(IDLE_SWEEP_EVERY_S):
         try:
             end_idle_sessions()
         except DatabaseError:

@@ -1,5 +1,6 @@
-"""A real server for browser tests: daphne on a free loopback port, in its own process, with its
-own data folder, database and staff user, exactly as scripts/serve.sh would start it."""
+"""A real server for browser and server tests: `python -m tutorplatform.server` (uvicorn) on a free
+loopback port, in its own process, with its own data folder, database and staff user, exactly as
+scripts/serve.sh would start it."""
 
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ def start_live_server(data_dir: Path, username: str = "staff", password: str = "
     port = free_port()
     log = open(data_dir / "server.log", "a")
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tutorplatform.asgi:application"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "tutorplatform.server"],
+        env={**env, "HOST": "127.0.0.1", "PORT": str(port)}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -1,4 +1,6 @@
-"""The server's entry point: one ASGI application for HTTP and WebSocket on one port."""
+"""The server's entry point: one ASGI application for HTTP and WebSocket on one port, plus the
+lifespan (start-up and shutdown work, tutorplatform/lifespan.py). Served by uvicorn
+(tutorplatform/server.py); any ASGI server with the lifespan protocol can serve it."""
 
 import os
 
@@ -14,20 +16,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from avatars.routing import websocket_urlpatterns as avatar_sockets  # noqa: E402
 from common.socket_auth import SocketAccessMiddleware  # noqa: E402
-from avatars.startup import start_background_work as start_avatar_work  # noqa: E402
-from sessions_app.startup import start_background_work as start_session_work  # noqa: E402
-from tutorplatform.daphne_uploads import read_request_bodies_from_disk, stop_form_parsing_in_twisted  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns as session_sockets  # noqa: E402
+from tutorplatform.request_bodies import RequestBodyGuard  # noqa: E402
+from tutorplatform.lifespan import lifespan  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": http_application,
+        "http": RequestBodyGuard(http_application),
         # Sessions authenticate staff browsers; API clients put ?api_key= in the URL.
         "websocket": AuthMiddlewareStack(SocketAccessMiddleware(URLRouter(avatar_sockets + session_sockets))),
+        "lifespan": lifespan,
     }
 )
-
-stop_form_parsing_in_twisted()
-read_request_bodies_from_disk()
-start_avatar_work()
-start_session_work()

@@ -89,8 +89,6 @@ if HTTPS:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
 
 INSTALLED_APPS = [
-    # daphne first: its runserver serves HTTP and WebSocket on one port.
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -301,6 +299,7 @@ AVATAR_IMPORT_DIRS = [Path(p).resolve() for p in env_list("AVATAR_IMPORT_DIRS", 
 # Who runs the jobs: "threads" (a pool in the server process, the default) or "celery" (worker
 # processes on any machine, started with `celery -A tutorplatform worker`; needs a broker).
 AVATAR_JOB_QUEUE = env_str("AVATAR_JOB_QUEUE", "threads")
+AVATAR_CELERY_APP = "tutorplatform.celery.app"  # the Celery application the celery backend sends through
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", os.environ.get("REDIS_URL", ""))
 CELERY_TASK_ACKS_LATE = True  # a job whose worker dies goes back to the queue
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -314,6 +313,8 @@ AVATAR_JOB_IN_CHILD_PROCESS = env_bool("AVATAR_JOB_IN_CHILD_PROCESS", True)
 AVATAR_QUEUE_LIMIT = env_int("AVATAR_QUEUE_LIMIT", 16)
 # Re-queue jobs a crash left queued/processing when the server starts.
 AVATAR_REQUEUE_ON_START = env_bool("AVATAR_REQUEUE_ON_START", True)
+# At shutdown, how long running jobs get to stop (they go back to the queue; the next start runs them).
+AVATAR_JOB_STOP_WAIT_S = env_float("AVATAR_JOB_STOP_WAIT_S", 10.0)
 
 AVATAR_MAX_UPLOAD_BYTES = env_int("AVATAR_MAX_UPLOAD_BYTES", 500 * 1024 * 1024)
 AVATAR_MIN_DURATION_S = env_float("AVATAR_MIN_DURATION_S", 1.0)
@@ -339,6 +340,20 @@ AVATAR_DETECT_EVERY = env_int("AVATAR_DETECT_EVERY", 5)
 AVATAR_FACE_DETECTOR = env_str("AVATAR_FACE_DETECTOR", "yunet")
 # A YuNet ONNX file to run through OpenCV instead of the compiled-in model; empty: the wheel's.
 AVATAR_FACE_MODEL = env_str("AVATAR_FACE_MODEL", "")
+
+# --- The server process (tutorplatform/server.py) ----------------------------------------------
+
+# A kept-alive connection with no next request is closed after this long.
+SERVER_KEEP_ALIVE_S = env_int("SERVER_KEEP_ALIVE_S", 5)
+# A request's line and headers must arrive within this long of its first byte (slow clients).
+SERVER_REQUEST_HEAD_TIMEOUT_S = env_float("SERVER_REQUEST_HEAD_TIMEOUT_S", 10.0)
+# A request body that stops arriving for this long is answered 408 request_timeout.
+SERVER_BODY_IDLE_TIMEOUT_S = env_float("SERVER_BODY_IDLE_TIMEOUT_S", 30.0)
+# After SIGTERM, requests in flight get this long to finish; then jobs get AVATAR_JOB_STOP_WAIT_S.
+# The two together (25 s) stay inside the usual 30 s a container manager waits before SIGKILL.
+SERVER_GRACEFUL_SHUTDOWN_S = env_int("SERVER_GRACEFUL_SHUTDOWN_S", 15)
+# Proxies whose X-Forwarded-For / X-Forwarded-Proto headers are believed ("*": any).
+SERVER_FORWARDED_ALLOW_IPS = env_str("SERVER_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # --- Tutoring sessions ------------------------------------------------------------------------
 

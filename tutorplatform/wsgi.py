@@ -1,4 +1,5 @@
-"""WSGI entry point, for HTTP-only deployments (progress sockets need the ASGI one)."""
+"""WSGI entry point, for HTTP-only deployments (progress sockets need the ASGI one). A WSGI
+server has no lifespan: the start-up work runs when this module loads."""
 
 import os
 
@@ -8,8 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutorplatform.settings")
 
 application = get_wsgi_application()
 
-from avatars.startup import start_background_work as start_avatar_work  # noqa: E402
-from sessions_app.startup import start_background_work as start_session_work  # noqa: E402
+from tutorplatform.lifespan import start_background_work  # noqa: E402
 
-start_avatar_work()
-start_session_work()
+start_background_work()

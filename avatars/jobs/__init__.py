@@ -21,7 +21,7 @@ import threading
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from avatars.jobs.base import JobBackend, Reservation
+from avatars.jobs.base import JobBackend, JobStop, Reservation
 
 BACKENDS = {
     "threads": "avatars.jobs.threads.ThreadJobs",
@@ -31,8 +31,8 @@ BACKENDS = {
 _backends: dict[str, JobBackend] = {}
 _lock = threading.Lock()
 
-__all__ = ["JobBackend", "Reservation", "backend", "cancel", "counts", "reserve", "submit", "uses_celery",
-           "worker_count"]
+__all__ = ["JobBackend", "JobStop", "Reservation", "backend", "cancel", "counts", "reserve", "stop_all",
+           "submit", "uses_celery", "worker_count"]
 
 
 def backend() -> JobBackend:
@@ -68,6 +68,12 @@ def cancel(avatar_id: str, wait_s: float = 0.0) -> bool:
 
 def counts() -> tuple[int, int]:
     return backend().counts()
+
+
+def stop_all(wait_s: float) -> bool:
+    """Shutdown: every backend this process made stops taking jobs and interrupts its running
+    ones (they go back to the queue), each waiting up to `wait_s`. True when none is left running."""
+    return all([running.stop(wait_s) for running in running_backends()])
 
 
 def worker_count() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from avatars.errors import QueueFull
 from avatars.jobs.base import Reservation
@@ -19,6 +20,9 @@ class CeleryJobs:
 
     @classmethod
     def from_settings(cls) -> CeleryJobs:
+        # The Celery application (broker, options) the project configures; named by a setting so
+        # that this app does not import the project package.
+        import_string(settings.AVATAR_CELERY_APP)
         return cls(settings.AVATAR_QUEUE_LIMIT)
 
     def counts(self) -> tuple[int, int]:
@@ -35,10 +39,14 @@ class CeleryJobs:
         return Reservation(on_submit=self.submit)
 
     def submit(self, avatar_id: str) -> None:
-        import tutorplatform.celery  # noqa: F401  (configures the Celery app: broker, options)
         from avatars.tasks import prepare_avatar
 
         prepare_avatar.delay(avatar_id)
+
+    def stop(self, wait_s: float) -> bool:
+        """Nothing runs in this process: the workers have their own shutdown (Celery's warm
+        shutdown finishes the running job; one killed mid-job is delivered again)."""
+        return True
 
     def cancel(self, avatar_id: str, wait_s: float = 0.0) -> bool:
         """A worker stops its job when it sees the avatar's row no longer queued or processing

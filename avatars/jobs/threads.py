@@ -12,24 +12,24 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from avatars.errors import QueueFull
-from avatars.jobs.base import Reservation
+from avatars.jobs.base import JobStop, Reservation
 
 logger = logging.getLogger(__name__)
 
-JobFunction = Callable[[str, threading.Event], None]
+JobFunction = Callable[[str, JobStop], None]
 
 
 @dataclass
 class _Job:
     avatar_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
+    stop: JobStop = field(default_factory=JobStop)
     done: threading.Event = field(default_factory=threading.Event)
     started: bool = False
 
 
 class ThreadJobs:
-    """Runs `job(avatar_id, cancel_event)` on `workers` threads, one job per avatar at a time,
-    with at most `queue_limit` jobs waiting beyond the idle workers."""
+    """Runs `job(avatar_id, stop)` on `workers` threads, one job per avatar at a time, with at
+    most `queue_limit` jobs waiting beyond the idle workers."""
 
     def __init__(self, workers: int, queue_limit: int, job: JobFunction) -> None:
         self.workers = workers
@@ -39,6 +39,7 @@ class ThreadJobs:
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._reserved = 0
+        self._stopping = False
 
     @classmethod
     def from_settings(cls) -> ThreadJobs:
@@ -54,6 +55,8 @@ class ThreadJobs:
 
     def reserve(self) -> Reservation:
         with self._lock:
+            if self._stopping:
+                raise QueueFull("The server is restarting; try again in a minute.", retry_after_s=30)
             waiting = sum(1 for job in self._jobs.values() if not job.started) + self._reserved
             idle_workers = self.workers - sum(1 for job in self._jobs.values() if job.started)
             if waiting - max(0, idle_workers) >= self.queue_limit:
@@ -77,6 +80,8 @@ class ThreadJobs:
 
     def _submit(self, avatar_id: str) -> None:
         with self._lock:
+            if self._stopping:
+                return  # shutting down: the row stays queued and the next start runs it
             if avatar_id in self._jobs:
                 return  # already queued or running; one job per avatar
             job = self._jobs[avatar_id] = _Job(avatar_id)
@@ -87,7 +92,7 @@ class ThreadJobs:
             job = self._jobs.get(avatar_id)
             if job is None:
                 return True
-            job.cancel.set()
+            job.stop.cancel()
             if not job.started:
                 # Still waiting for a worker: out of the queue now (when the pool reaches it, it
                 # is skipped), rather than waiting for the job ahead of it to finish.
@@ -95,6 +100,23 @@ class ThreadJobs:
                 job.done.set()
                 return True
         return job.done.wait(wait_s) if wait_s > 0 else job.done.is_set()
+
+    def stop(self, wait_s: float) -> bool:
+        with self._lock:
+            self._stopping = True
+            running = [job for job in self._jobs.values() if job.started]
+            for job in list(self._jobs.values()):
+                job.stop.interrupt()
+                if not job.started:  # out of the queue now; when the pool reaches it, it is skipped
+                    del self._jobs[job.avatar_id]
+                    job.done.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + wait_s
+        stopped = all(job.done.wait(max(0.0, deadline - time.monotonic())) for job in running)
+        if running:
+            logger.info("shutdown: %d running job(s) %s", len(running),
+                        "interrupted and back in the queue" if stopped else f"not stopped within {wait_s:g} s")
+        return stopped
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no job is queued or running (tests and shutdown)."""
@@ -109,11 +131,11 @@ class ThreadJobs:
 
     def _run(self, job: _Job) -> None:
         with self._lock:
-            if job.cancel.is_set():
+            if job.stop.is_set():
                 return  # cancelled while it waited: already out of the queue
             job.started = True
         try:
-            self._job(job.avatar_id, job.cancel)
+            self._job(job.avatar_id, job.stop)
         except Exception:  # the job function records its own failures; this is the last net
             logger.exception("avatar job %s crashed", job.avatar_id)
         finally:

@@ -340,6 +340,38 @@ def test_delete_cancels_a_running_job_and_removes_everything(client_with_key, is
     assert_nothing_kept(isolated_storage)
 
 
+def test_delete_of_a_queued_avatar_behind_a_busy_worker_answers_at_once(client_with_key, isolated_storage,
+                                                                         face_video, monkeypatch):
+    """The only worker is busy with another avatar: deleting a queued one takes it out of the
+    queue without waiting for the job ahead (it used to wait the full 10 s, then warn)."""
+    import threading
+    import time
+
+    runner = jobs.backend()
+    assert runner.workers == 1
+    gate, started = threading.Event(), []
+
+    def held_job(avatar_id, stop):
+        started.append(avatar_id)
+        while not gate.wait(0.01) and not stop.is_set():
+            pass
+
+    monkeypatch.setattr(runner, "_job", held_job)
+    assert upload(client_with_key, face_video[0], "running").status_code == 201
+    assert upload(client_with_key, face_video[0], "waiting").status_code == 201
+    while not started:
+        time.sleep(0.01)
+    asked = time.monotonic()
+    response = client_with_key.delete("/v1/avatars/waiting")
+    answered_after = time.monotonic() - asked
+    assert response.status_code == 200, response.content
+    assert answered_after < 1.0, answered_after
+    assert not Avatar.objects.filter(avatar_id="waiting").exists()
+    gate.set()
+    assert runner.wait_idle(10)
+    assert started == ["running"]
+
+
 # --- preview and reprocess --------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
-"""Uploads on a real server (daphne): what memory a large upload costs, and the size limit.
+"""Uploads on a real server (uvicorn, as scripts/serve.sh runs it): what memory a large upload
+costs, and the size limit.
 
-Django streams the body to disk; Twisted's own parsing of multipart bodies is switched off, and
-daphne's queue of body messages keeps only where each lies in Twisted's temporary file
-(tutorplatform/daphne_uploads.py). Before, a 250 MB upload raised the server's peak memory by
-3.0 GB, then by 250 MB; this test holds it to a small constant, so neither comes back unseen."""
+uvicorn hands the body to the application as it arrives and stops reading the socket while more
+than 64 KB wait; Django spools the body to a temporary file and the upload handlers stream it to
+another. The server's peak memory must not grow with the upload: this test holds a 250 MB
+upload's cost under 50 MB."""
 
 from __future__ import annotations
 
@@ -101,51 +102,18 @@ def test_an_upload_over_the_limit_is_stopped_while_streaming(server):
     assert temporary_files(server) == []
 
 
-class _TwistedRequest:
-    """What daphne's request offers the patch: Twisted's `content` file."""
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(server):
+    """The answer comes while the client has sent only the head: nothing of the body crosses."""
+    import socket
 
-    def __init__(self, content) -> None:
-        self.content = content
-
-
-def test_body_messages_come_back_from_the_request_file_unchanged(tmp_path):
-    import asyncio
-    import tempfile
-
-    from tutorplatform.daphne_uploads import _keep_body_on_disk
-
-    async def scenario():
-        content = tempfile.TemporaryFile(dir=tmp_path)
-        pieces = [b"a" * 8192, b"b" * 8192, b"tail"]
-        content.write(b"".join(pieces))
-        content.seek(0)
-        queue = asyncio.Queue()
-        _keep_body_on_disk(queue, _TwistedRequest(content))
-        for number, piece in enumerate(pieces):
-            queue.put_nowait({"type": "http.request", "body": content.read(len(piece)),
-                              "more_body": number < len(pieces) - 1})
-        assert all(not isinstance(item, dict) for item in queue._queue)  # nothing held but places
-        received = [await queue.get() for _ in pieces]
-        assert [message["body"] for message in received] == pieces
-        assert [message["more_body"] for message in received] == [True, True, False]
-        # The client goes away before the application has read the body: it hears so.
-        queue.put_nowait({"type": "http.request", "body": b"x", "more_body": False})
-        queue.put_nowait({"type": "http.disconnect"})
-        content.close()
-        assert (await queue.get())["type"] == "http.disconnect"
-        assert (await queue.get())["type"] == "http.disconnect"
-
-    asyncio.run(scenario())
-
-
-def test_small_bodies_in_memory_are_left_alone():
-    import asyncio
-    import io
-
-    from tutorplatform.daphne_uploads import _keep_body_on_disk
-
-    queue = asyncio.Queue()
-    _keep_body_on_disk(queue, _TwistedRequest(io.BytesIO(b"{}")))
-    message = {"type": "http.request", "body": b"{}", "more_body": False}
-    queue.put_nowait(message)
-    assert queue.get_nowait() is message
+    key = server.api_key()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST /v1/avatars/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+                     f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {2000 * MB}\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), received[:300]
+    assert json.loads(body)["code"] == "file_too_large"

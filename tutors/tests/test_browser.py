@@ -1,4 +1,4 @@
-"""The staff upload flow in real Chromium against a real server (daphne, HTTP + WebSocket).
+"""The staff upload flow in real Chromium against a real server (uvicorn, HTTP + WebSocket).
 
 Screenshots of each end state are saved under test-artifacts/.
 """
