@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -19,7 +20,6 @@ from django.utils import timezone
 
 from avatars import storage
 from avatars.events import ProgressRecorder, publish_row
-from avatars.jobs.base import JobStop
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
 from avatars.pipeline.child_process import prepare_in_child
@@ -27,6 +27,26 @@ from avatars.pipeline.device import compute_device
 from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
+
+
+class JobStop:
+    """What a running job watches to know whether, and why, to stop between two frames:
+    cancelled (its avatar was cancelled or deleted: the run ends as cancelled) or interrupted
+    (the process is shutting down: the avatar goes back to the queue for the next start)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.interrupted = False
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
 
 def video_limits() -> VideoLimits:

@@ -227,17 +227,16 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
     reservation = jobs.reserve()
     try:
         with transaction.atomic():
-            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
-            avatar.state = AvatarState.QUEUED
-            avatar.stage = None
-            avatar.progress = 0.0
-            avatar.frames_done = avatar.frames_total = 0
-            avatar.error_code = avatar.error_message = None
-            avatar.ready_at = None
+            # One conditional update: of two reprocess calls racing, only one queues a run.
+            changes = dict(state=AvatarState.QUEUED, stage=None, progress=0.0, frames_done=0, frames_total=0,
+                           error_code=None, error_message=None, ready_at=None, updated_at=timezone.now())
             if apply_blur is not None:
-                avatar.apply_blur = apply_blur
-            avatar.updated_at = timezone.now()
-            avatar.save()
+                changes["apply_blur"] = apply_blur
+            if not Avatar.objects.filter(pk=avatar.pk, state__in=FINAL_STATES).update(**changes):
+                raise AvatarBusy(f"Avatar '{avatar_id}' is already queued or processing; wait for it to finish "
+                                 "or delete it.")
+            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
+        avatar.refresh_from_db()
         # Files exist only for a ready avatar; the new run publishes its own.
         storage.remove_prepared(avatar_id)
     except BaseException:

@@ -11,9 +11,8 @@ import threading
 
 from celery import shared_task
 
-from avatars.jobs.base import JobStop
 from avatars.models import ACTIVE_STATES, Avatar
-from avatars.preparation import run_avatar_job
+from avatars.preparation import JobStop, run_avatar_job
 
 CANCEL_POLL_S = 0.5
 

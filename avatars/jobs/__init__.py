@@ -21,7 +21,7 @@ import threading
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from avatars.jobs.base import JobBackend, JobStop, Reservation
+from avatars.jobs.base import JobBackend, Reservation
 
 BACKENDS = {
     "threads": "avatars.jobs.threads.ThreadJobs",
@@ -31,7 +31,7 @@ BACKENDS = {
 _backends: dict[str, JobBackend] = {}
 _lock = threading.Lock()
 
-__all__ = ["JobBackend", "JobStop", "Reservation", "backend", "cancel", "counts", "reserve", "stop_all",
+__all__ = ["JobBackend", "Reservation", "backend", "cancel", "counts", "reserve", "stop_all",
            "submit", "uses_celery", "worker_count"]
 
 

@@ -2,29 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Protocol
-
-
-class JobStop:
-    """What a running job watches to know whether, and why, to stop between two frames:
-    cancelled (its avatar was cancelled or deleted: the run ends as cancelled) or interrupted
-    (the process is shutting down: the avatar goes back to the queue for the next start)."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.interrupted = False
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    def interrupt(self) -> None:
-        self.interrupted = True
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
 
 
 class Reservation:

@@ -12,18 +12,21 @@ from avatars.errors import QueueFull
 from avatars.jobs.base import Reservation
 
 
+PREPARE_TASK = "avatars.prepare_avatar"  # the name avatars/tasks.py registers its task under
+
+
 class CeleryJobs:
     workers = 0  # they run on other machines
 
-    def __init__(self, queue_limit: int) -> None:
+    def __init__(self, app, queue_limit: int) -> None:
+        self.app = app
         self.queue_limit = queue_limit
 
     @classmethod
     def from_settings(cls) -> CeleryJobs:
-        # The Celery application (broker, options) the project configures; named by a setting so
+        # The Celery application (broker, options) the project configures, named by a setting so
         # that this app does not import the project package.
-        import_string(settings.AVATAR_CELERY_APP)
-        return cls(settings.AVATAR_QUEUE_LIMIT)
+        return cls(import_string(settings.AVATAR_CELERY_APP), settings.AVATAR_QUEUE_LIMIT)
 
     def counts(self) -> tuple[int, int]:
         from avatars.models import Avatar, AvatarState
@@ -39,9 +42,8 @@ class CeleryJobs:
         return Reservation(on_submit=self.submit)
 
     def submit(self, avatar_id: str) -> None:
-        from avatars.tasks import prepare_avatar
-
-        prepare_avatar.delay(avatar_id)
+        # By name: the task's code (avatars/tasks.py) is loaded by the workers, not by the API.
+        self.app.send_task(PREPARE_TASK, args=[avatar_id])
 
     def stop(self, wait_s: float) -> bool:
         """Nothing runs in this process: the workers have their own shutdown (Celery's warm

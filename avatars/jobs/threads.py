@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from avatars.errors import QueueFull
-from avatars.jobs.base import JobStop, Reservation
+from avatars.jobs.base import Reservation
+from avatars.preparation import JobStop, run_avatar_job
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ class ThreadJobs:
 
     @classmethod
     def from_settings(cls) -> ThreadJobs:
-        from avatars.preparation import run_avatar_job
-
         return cls(settings.AVATAR_WORKERS, settings.AVATAR_QUEUE_LIMIT, run_avatar_job)
 
     def counts(self) -> tuple[int, int]:

@@ -107,3 +107,10 @@ def test_the_setting_picks_the_backend(settings):
     assert isinstance(jobs.backend(), CeleryJobs) and jobs.worker_count() == 0
     settings.AVATAR_JOB_QUEUE = "avatars.jobs.threads.ThreadJobs"  # a dotted path works too
     assert isinstance(jobs.backend(), ThreadJobs)
+
+
+def test_the_celery_backend_sends_the_task_the_workers_register():
+    from avatars.jobs.celery_queue import PREPARE_TASK
+    from avatars.tasks import prepare_avatar
+
+    assert prepare_avatar.name == PREPARE_TASK

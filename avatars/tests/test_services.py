@@ -64,3 +64,22 @@ def test_a_transaction_rolled_back_queues_nothing_and_keeps_the_queue_free(isola
         raise RuntimeError("the caller fails after the service")
     assert not Avatar.objects.filter(avatar_id="rolled-back").exists()
     assert jobs.backend().counts() == (0, 0)  # no job, and the reserved slot is free again
+
+
+def test_of_two_reprocess_calls_that_both_saw_the_avatar_finished_only_one_queues_a_run(monkeypatch):
+    """The second caller read the row before the first queued it: its conditional update finds
+    the row no longer finished and refuses, rather than queueing a second run."""
+    from avatars.errors import AvatarBusy
+
+    Avatar.objects.create(avatar_id="twice", source="path", state=AvatarState.READY, source_file="x")
+    stale = Avatar.objects.get(avatar_id="twice")  # what both callers read: ready
+    submitted = []
+    monkeypatch.setattr(jobs.backend(), "_submit", submitted.append)
+    monkeypatch.setattr(services, "get_avatar", lambda avatar_id: Avatar.objects.get(avatar_id=avatar_id))
+    services.reprocess_avatar("twice")
+    monkeypatch.setattr(services, "get_avatar", lambda avatar_id: stale)
+    with pytest.raises(AvatarBusy):
+        services.reprocess_avatar("twice")
+    assert submitted == ["twice"]
+    assert jobs.backend().counts()[0] == 0  # the refused call gave its reserved place back
+    assert Avatar.objects.get(avatar_id="twice").state == AvatarState.QUEUED
