@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from avatars import events
 from avatars.models import Avatar
 from common.channels import remember_server_loop
-from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND
+from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse
 
 
 class AvatarProgressConsumer(AsyncJsonWebsocketConsumer):
@@ -20,7 +20,7 @@ class AvatarProgressConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.avatar_id = self.scope["url_route"]["kwargs"]["avatar_id"]
         if not self.scope.get("socket_allowed"):  # common.socket_auth's middleware decided
-            await self.close(code=CLOSE_NOT_AUTHENTICATED)  # refused during the handshake
+            await refuse(self, CLOSE_NOT_AUTHENTICATED)
             return
         remember_server_loop(asyncio.get_running_loop())
         self.group = events.group_name(self.avatar_id)

@@ -51,3 +51,11 @@ class SocketAccessMiddleware:
         if scope["type"] == "websocket":
             scope = {**scope, "socket_allowed": await socket_allowed(scope)}
         return await self.inner(scope, receive, send)
+
+
+async def refuse(consumer, code: int) -> None:
+    """Close a socket with an application close code the client can read. Closing during the
+    handshake would reach the client as a plain HTTP 403 (the server rejects the upgrade), so
+    the handshake is completed first and the close frame carries the code."""
+    await consumer.accept()
+    await consumer.close(code=code)

@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from avatars.models import Avatar, AvatarState
 from common.channels import remember_server_loop
-from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND
+from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse
 from sessions_app import services
 from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
 from sessions_app.models import SessionState
@@ -34,7 +34,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         if not self.scope.get("socket_allowed"):  # common.socket_auth's middleware decided
-            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            await refuse(self, CLOSE_NOT_AUTHENTICATED)
             return
         remember_server_loop(asyncio.get_running_loop())
         frames = await self._frames()

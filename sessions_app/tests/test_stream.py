@@ -107,9 +107,11 @@ def test_unknown_or_ended_session_closes_with_4404(session_id, api_key):
 
 def test_a_socket_without_a_key_is_refused(session_id):
     async def scenario():
-        return await WebsocketCommunicator(application, f"/ws/sessions/{session_id}/").connect()
+        communicator = WebsocketCommunicator(application, f"/ws/sessions/{session_id}/")
+        connected, _ = await communicator.connect()
+        return connected, await communicator.receive_output(5)
 
-    assert async_to_sync(scenario)() == (False, 4401)
+    assert async_to_sync(scenario)() == (True, {"type": "websocket.close", "code": 4401})
 
 
 def test_ping_pong_runs_forward_then_backward_without_jumps():

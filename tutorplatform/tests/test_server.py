@@ -109,6 +109,16 @@ def test_malformed_http_gets_the_contracts_error_body(server):
     assert json.loads(body)["code"] == "invalid_request"
 
 
+def test_a_socket_without_a_key_hears_4401_not_an_http_403(server):
+    """What a browser sees: the WebSocket opens, then closes with the documented code."""
+    url = server.url.replace("http://", "ws://")
+    for path in ("/ws/avatars/someone/", "/ws/sessions/00000000-0000-0000-0000-000000000000/"):
+        with websockets.sync.client.connect(url + path, open_timeout=10) as refused:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                refused.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401, path
+
+
 def upload(server: LiveServer, key: str, video: Path, avatar_id: str) -> dict:
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"avatar_id\"\r\n\r\n{avatar_id}\r\n"
