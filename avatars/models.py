@@ -43,6 +43,8 @@ class Avatar(models.Model):
     error_message = models.TextField(null=True, blank=True)
     video = models.JSONField(null=True, blank=True)
     faces = models.JSONField(null=True, blank=True)
+    # Bytes of the prepared files, once ready (frames, crops, coordinates, preview).
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     # Counts preparation runs; progress writes name their run so a stale worker cannot overwrite a newer one.
     run = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -15,16 +15,16 @@ import shutil
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from avatars import storage
 from avatars.events import ProgressRecorder, publish_row
+from avatars.signals import avatar_finished
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
 from avatars.pipeline.child_process import prepare_in_child
 from avatars.pipeline.device import compute_device
-from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
 
@@ -145,20 +145,19 @@ def _run(avatar_id: str, stop: JobStop, in_child_process: bool) -> None:
 
 
 def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
-    """Move the prepared files into place, then mark the row ready and give the tutor its avatar."""
+    """Move the prepared files into place, then mark the row ready and announce it (the tutor
+    switches to it: tutors/receivers.py)."""
     avatar_id = avatar.avatar_id
+    size_bytes = storage.folder_size(result.out_dir)  # measured here: in a bucket it would cost a request a file
     storage.publish_prepared(avatar_id, result.out_dir)
-    with transaction.atomic():
-        updated = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
-            state=AvatarState.READY, stage=None, progress=100.0,
-            frames_done=result.frame_count, frames_total=result.frame_count,
-            video=result.video.as_dict(),
-            faces={"detected_ratio": round(result.face_ratio, 4), "crop_size": result.crop_size},
-            ready_at=timezone.now(), updated_at=timezone.now(),
-        )
-        if updated:
-            if avatar.tutor_id is not None:
-                Tutor.objects.filter(pk=avatar.tutor_id).update(avatar_id=avatar_id)
+    updated = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
+        state=AvatarState.READY, stage=None, progress=100.0,
+        frames_done=result.frame_count, frames_total=result.frame_count,
+        video=result.video.as_dict(),
+        faces={"detected_ratio": round(result.face_ratio, 4), "crop_size": result.crop_size},
+        size_bytes=size_bytes,
+        ready_at=timezone.now(), updated_at=timezone.now(),
+    )
     publish_row(avatar.pk)
     if not updated:
         # Deleted (or restarted) while the files were moving: what was just published belongs to no one.
@@ -166,6 +165,7 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
         logger.info("avatar %s: run %d finished after its avatar was deleted; files removed", avatar_id, run)
         return
     logger.info("avatar %s: run %d ready (%d frames)", avatar_id, run, result.frame_count)
+    _announce(avatar, AvatarState.READY)
 
 
 def _requeue(avatar: Avatar, run: int) -> None:
@@ -182,7 +182,19 @@ def _finish(avatar: Avatar, run: int, *, state: str, error_code: str | None = No
             error_message: str | None = None) -> None:
     """End a run that produced nothing: no files are left for a failed or cancelled avatar."""
     storage.remove_prepared(avatar.avatar_id)
-    Avatar.objects.filter(pk=avatar.pk, run=run).update(
+    updated = Avatar.objects.filter(pk=avatar.pk, run=run).update(
         state=state, stage=None, error_code=error_code, error_message=error_message, updated_at=timezone.now(),
     )
     publish_row(avatar.pk)
+    if updated:
+        _announce(avatar, state, error_code)
+
+
+def _announce(avatar: Avatar, state: str, error_code: str | None = None) -> None:
+    """Tell the apps built on avatars that the run ended (avatars/signals.py). A receiver's
+    failure is logged, never turned into a failed avatar."""
+    for receiver, result in avatar_finished.send_robust(
+        sender=Avatar, avatar_id=avatar.avatar_id, tutor_id=avatar.tutor_id, state=state, error_code=error_code,
+    ):
+        if isinstance(result, Exception):
+            logger.error("avatar %s: %s failed on avatar_finished", avatar.avatar_id, receiver, exc_info=result)

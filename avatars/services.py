@@ -129,6 +129,10 @@ def create_avatar(
             stored_name = storage.store_source(avatar_id, local_path, original_name)
             avatar.source_file = stored_name
             avatar.save(update_fields=["source_file"])
+            if tutor is not None:
+                # The newest avatar made for a tutor is the one it switches to when ready; until
+                # then the tutor keeps its current avatar (tutors/receivers.py).
+                Tutor.objects.filter(pk=tutor.pk).update(pending_avatar_id=avatar_id)
     except IntegrityError as exc:
         reservation.release()
         if stored_name:
@@ -180,7 +184,7 @@ def wait_for_avatar(avatar: Avatar, timeout_s: float) -> Avatar:
 
 
 def delete_avatar(avatar_id: str, force: bool = False) -> None:
-    """Cancel a running job, then remove the row, its files and the tutor's reference to it.
+    """Cancel a running job, then remove the row, its files and the tutor's references to it.
 
     An avatar that active tutoring sessions show is refused (avatar_in_use), unless `force`,
     which ends those sessions first.
@@ -199,6 +203,7 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
         logger.warning("avatar %s: its running job did not stop within 10 s; deleting anyway", avatar_id)
     with transaction.atomic():
         Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
+        Tutor.objects.filter(pending_avatar_id=avatar_id).update(pending_avatar_id=None)
         avatar.delete()
     storage.remove_prepared(avatar_id)
     storage.remove_source(avatar.source_file)
@@ -235,7 +240,8 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
             if not Avatar.objects.filter(pk=avatar.pk, state__in=FINAL_STATES).update(**changes):
                 raise AvatarBusy(f"Avatar '{avatar_id}' is already queued or processing; wait for it to finish "
                                  "or delete it.")
-            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
+            # Its files go now: a tutor showing it has none until the run is ready, then switches back.
+            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None, pending_avatar_id=avatar_id)
         avatar.refresh_from_db()
         # Files exist only for a ready avatar; the new run publishes its own.
         storage.remove_prepared(avatar_id)

@@ -65,6 +65,11 @@ def clear_work_dirs() -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+def folder_size(folder: Path) -> int:
+    """Bytes of the files under a local folder."""
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
+
+
 def publish_prepared(avatar_id: str, work_dir: Path) -> str:
     """Make the finished `work_dir` the avatar's files, replacing any previous ones."""
     if uses_object_storage():

@@ -9,6 +9,7 @@ class SessionsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from avatars import usage
+        from sessions_app import receivers  # noqa: F401  (sessions follow their avatars and tutors)
         from sessions_app import services
 
         # Sessions show avatars: deleting one asks them first, then ends them (avatars/usage.py).

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from avatars.models import Avatar, AvatarState
+from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.channels import remember_server_loop
 from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse
 from sessions_app import services
-from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
+from sessions_app.frames import AvatarFrames, frames_version, jpeg_frame, ping_pong
 from sessions_app.models import SessionState
 
 logger = logging.getLogger(__name__)
@@ -22,12 +23,17 @@ logger = logging.getLogger(__name__)
 # (in case the "ended" message was missed, e.g. sent from another process on the in-memory layer).
 TOUCH_EVERY_S = 30.0
 CHECK_EVERY_S = 5.0
+WAIT_LOOK_EVERY_S = 1.0  # while waiting for the avatar: how often its state is read again
 
 
 class SessionStreamConsumer(AsyncWebsocketConsumer):
-    """First a JSON header {"type": "session", "fps", "width", "height", "frame_count"}, then the
-    frames as binary JPEG messages paced at the avatar's fps, forward then backward. Closes with
-    4404 when the session is unknown, ended, or ends while watched."""
+    """A session's stream. While its avatar is still being prepared: JSON messages
+    {"type": "waiting", "avatar_id", "avatar_state", "stage", "progress"} (once, then on every
+    change). Once it is ready: a JSON header {"type": "session", "avatar_id", "fps", "width",
+    "height", "frame_count"}, then the frames as binary JPEG messages paced at the avatar's fps,
+    forward then backward. When the tutor switches to a new avatar, a new header and that
+    avatar's frames follow. When the session ends: {"type": "ended", "reason"}, then close 4404
+    (also at once for an unknown or ended session)."""
 
     streamer: asyncio.Task | None = None
 
@@ -37,18 +43,15 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             await refuse(self, CLOSE_NOT_AUTHENTICATED)
             return
         remember_server_loop(asyncio.get_running_loop())
-        frames = await self._frames()
+        self.woken = asyncio.Event()
+        look = await self._look(touch=True)
         await self.accept()
-        if frames is None:
+        if look is None or look.ended_reason is not None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = services.group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.send(text_data=json.dumps({
-            "type": "session", "session_id": self.session_id, "avatar_id": frames.avatar_id,
-            "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
-        }))
-        self.streamer = asyncio.create_task(self._stream(frames))
+        self.streamer = asyncio.create_task(self._run(look))
 
     async def disconnect(self, code) -> None:
         if self.streamer is not None:
@@ -59,52 +62,104 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     async def session_ended(self, event) -> None:
         if self.streamer is not None:
             self.streamer.cancel()
+        await self._end(event.get("reason", "ended"))
+
+    async def session_avatar_changed(self, event) -> None:
+        self.woken.set()  # the avatar became ready, or the tutor switched: look now
+
+    async def _end(self, reason: str) -> None:
+        await self.send(text_data=json.dumps({"type": "ended", "session_id": self.session_id, "reason": reason}))
         await self.close(code=CLOSE_NOT_FOUND)
 
-    async def _stream(self, frames: AvatarFrames) -> None:
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / frames.fps
-        start = next_check = next_touch = loop.time()
-        step = 0
+    async def _run(self, look: "Look") -> None:
         try:
             while True:
-                await self.send(bytes_data=await jpeg_frame(frames, ping_pong(step, frames.frame_count)))
-                step += 1
-                now = loop.time()
-                if now >= next_check:
-                    next_check = now + CHECK_EVERY_S
-                    if not await self._still_active(touch=now >= next_touch):
-                        await self.close(code=CLOSE_NOT_FOUND)
-                        return
-                    if now >= next_touch:
-                        next_touch = now + TOUCH_EVERY_S
-                delay = start + step * interval - now
-                if delay < -1.0:
-                    start = now - step * interval  # fell a second behind: carry on, don't burst
-                await asyncio.sleep(max(0.0, delay))
+                if look.ended_reason is not None:
+                    await self._end(look.ended_reason)
+                    return
+                if look.ready is None:
+                    look = await self._wait(look)
+                else:
+                    look = await self._stream(await database_sync_to_async(AvatarFrames.of)(look.ready))
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("stream of session %s failed", self.session_id)
             await self.close(code=1011)
 
-    @database_sync_to_async
-    def _frames(self) -> AvatarFrames | None:
-        session = services.session_or_none(self.session_id)
-        if session is None or session.state != SessionState.ACTIVE:
-            return None
-        avatar = Avatar.objects.filter(avatar_id=session.avatar_id, state=AvatarState.READY).first()
-        if avatar is None:
-            return None
-        services.touch(session)
-        return AvatarFrames.of(avatar)
+    async def _wait(self, look: "Look") -> "Look":
+        """Say the session waits for its avatar, and again whenever that changes, until it is
+        ready, fails, or the session ends."""
+        shown = None
+        loop = asyncio.get_running_loop()
+        next_touch = loop.time() + TOUCH_EVERY_S
+        while look.ready is None and look.ended_reason is None:
+            if look.waiting != shown:
+                shown = look.waiting
+                await self.send(text_data=json.dumps({"type": "waiting", "session_id": self.session_id, **shown}))
+            self.woken.clear()
+            try:
+                await asyncio.wait_for(self.woken.wait(), WAIT_LOOK_EVERY_S)
+            except TimeoutError:
+                pass
+            touch = loop.time() >= next_touch
+            if touch:
+                next_touch = loop.time() + TOUCH_EVERY_S
+            look = await self._look(touch=touch) or Look(ended_reason="ended")
+        return look
+
+    async def _stream(self, frames: AvatarFrames) -> "Look":
+        """Send the frames until the session ends or shows another avatar; what was then seen."""
+        await self.send(text_data=json.dumps({
+            "type": "session", "session_id": self.session_id, "avatar_id": frames.avatar_id,
+            "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
+        }))
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / frames.fps
+        start = next_check = next_touch = loop.time()
+        step = 0
+        self.woken.clear()
+        while True:
+            await self.send(bytes_data=await jpeg_frame(frames, ping_pong(step, frames.frame_count)))
+            step += 1
+            now = loop.time()
+            if now >= next_check or self.woken.is_set():
+                next_check = now + CHECK_EVERY_S
+                self.woken.clear()
+                look = await self._look(touch=now >= next_touch)
+                if now >= next_touch:
+                    next_touch = now + TOUCH_EVERY_S
+                if look is None or look.ready is None or frames_version(look.ready) != frames.version:
+                    return look or Look(ended_reason="ended")
+            delay = start + step * interval - now
+            if delay < -1.0:
+                start = now - step * interval  # fell a second behind: carry on, don't burst
+            await asyncio.sleep(max(0.0, delay))
 
     @database_sync_to_async
-    def _still_active(self, touch: bool) -> bool:
+    def _look(self, touch: bool) -> "Look | None":
+        """The session as it stands: None when unknown; its end; its avatar when ready; else what
+        it waits for. Ends the session when its avatar will never be ready."""
         session = services.session_or_none(self.session_id)
-        if session is None or session.state != SessionState.ACTIVE:
-            return False
+        if session is None:
+            return None
+        if session.state != SessionState.ACTIVE:
+            return Look(ended_reason=session.end_reason or "ended")
         if touch:
             services.touch(session)
             services.end_idle_sessions()
-        return True
+        avatar = Avatar.objects.filter(avatar_id=session.avatar_id).first()
+        if avatar is None or avatar.state not in (AvatarState.READY, *ACTIVE_STATES):
+            services.end_session(session.session_id, reason="avatar_failed" if avatar else "avatar_deleted")
+            return Look(ended_reason="avatar_failed" if avatar else "avatar_deleted")
+        if avatar.state == AvatarState.READY:
+            return Look(ready=avatar)
+        return Look(waiting={"avatar_id": avatar.avatar_id, "avatar_state": avatar.state, "stage": avatar.stage,
+                             "progress": round(avatar.progress, 1)})
+
+
+@dataclass(frozen=True)
+class Look:
+    ready: Avatar | None = None
+    waiting: dict | None = None
+    ended_reason: str | None = None

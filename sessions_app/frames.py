@@ -24,6 +24,11 @@ from avatars.models import Avatar
 PNG_TO_JPEG_QUALITY = 90
 
 
+def frames_version(avatar: Avatar) -> str:
+    """What tells one run's frames of an avatar from another's."""
+    return f"{avatar.avatar_id}:{avatar.run}-{avatar.ready_at}"
+
+
 @dataclass(frozen=True)
 class AvatarFrames:
     avatar_id: str
@@ -43,7 +48,7 @@ class AvatarFrames:
         # Loaders sort by the integer in the name, as LiveTalking's does.
         names = tuple(sorted(storage.list_prepared(avatar.avatar_id, "full_imgs"), key=lambda name: int(Path(name).stem)))
         source = manifest["source"]
-        return cls(avatar.avatar_id, f"{avatar.run}-{avatar.ready_at}", names, float(manifest["fps"]),
+        return cls(avatar.avatar_id, frames_version(avatar), names, float(manifest["fps"]),
                    int(source["width"]), int(source["height"]))
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from common.channels import send_to_group
 from common.errors import NotFound
 from sessions_app.errors import AvatarNotReady, SessionLimit
-from avatars.models import Avatar, AvatarState
+from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from sessions_app.models import SessionState, TutoringSession
 from tutors.models import Tutor
 
@@ -25,22 +25,28 @@ def group_name(session_id) -> str:
 
 
 def create_session(*, tutor_id: int, student_id: int, avatar_id: str | None = None) -> TutoringSession:
-    """Open a session of `tutor_id` with `student_id`, shown through `avatar_id` (the tutor's
-    ready avatar when None)."""
+    """Open a session of `tutor_id` with `student_id`, shown through `avatar_id` (when None, the
+    tutor's ready avatar, else the one being made from its video).
+
+    An avatar still queued or processing is accepted: the session waits for it (`waiting`), its
+    stream says so and starts the frames when the avatar is ready, and it ends with the reason
+    `avatar_failed` if the avatar fails (sessions_app/receivers.py). That is the seed's client:
+    it opens the session right after its upload answered 201."""
     end_idle_sessions()
     tutor = Tutor.objects.filter(pk=tutor_id).first()
     if tutor is None:
         raise NotFound(f"Tutor {tutor_id} does not exist.", {"field": "tutor_id"})
-    avatar_id = avatar_id or tutor.avatar_id
+    avatar_id = avatar_id or tutor.avatar_id or tutor.pending_avatar_id
     if not avatar_id:
-        raise AvatarNotReady(f"Tutor {tutor_id} has no ready avatar yet; create one from a video first, "
+        raise AvatarNotReady(f"Tutor {tutor_id} has no avatar yet; create one from a video first, "
                              "or name an avatar_id.", {"tutor_id": tutor_id})
     avatar = Avatar.objects.filter(avatar_id=avatar_id).first()
     if avatar is None:
         raise NotFound(f"Avatar '{avatar_id}' does not exist.", {"field": "avatar_id"})
-    if avatar.state != AvatarState.READY:
-        raise AvatarNotReady(f"Avatar '{avatar_id}' is {avatar.state}, not ready; wait for it or use another.",
-                             {"avatar_id": avatar_id, "state": avatar.state})
+    if avatar.state not in (AvatarState.READY, *ACTIVE_STATES):
+        raise AvatarNotReady(f"Avatar '{avatar_id}' is {avatar.state}; it will not become ready. Use another, "
+                             "or reprocess it.", {"avatar_id": avatar_id, "state": avatar.state,
+                                                  "error": avatar.error})
     with transaction.atomic():  # count and insert under one write lock: the limit holds under races
         active = TutoringSession.objects.filter(state=SessionState.ACTIVE).count()
         if active >= settings.SESSION_MAX_ACTIVE:
@@ -110,10 +116,36 @@ def active_sessions_using(avatar_id: str) -> list[TutoringSession]:
     return list(TutoringSession.objects.filter(avatar_id=avatar_id, state=SessionState.ACTIVE))
 
 
-def end_sessions_showing(avatar_id: str) -> None:
-    """The avatar is being deleted: end every active session that shows it."""
+def end_sessions_showing(avatar_id: str, reason: str = "avatar_deleted") -> None:
+    """The avatar is being deleted (or will never be ready): end every active session that shows it."""
     for session in active_sessions_using(avatar_id):
-        end_session(session.session_id, reason="avatar_deleted")
+        end_session(session.session_id, reason=reason)
+
+
+def move_sessions(tutor_id: int, old_avatar_id: str, new_avatar_id: str) -> int:
+    """The tutor switched avatars: its active sessions showing the old one show the new one from
+    now on (their streams switch within a few seconds, at once when the message reaches them)."""
+    moved = list(TutoringSession.objects.filter(tutor_id=tutor_id, avatar_id=old_avatar_id, state=SessionState.ACTIVE)
+                 .values_list("session_id", flat=True))
+    TutoringSession.objects.filter(session_id__in=moved, state=SessionState.ACTIVE).update(avatar_id=new_avatar_id)
+    for session_id in moved:
+        send_to_group(group_name(session_id), {"type": "session.avatar_changed", "avatar_id": new_avatar_id})
+    if moved:
+        logger.info("tutor %s: %d session(s) moved from avatar %s to %s", tutor_id, len(moved), old_avatar_id, new_avatar_id)
+    return len(moved)
+
+
+def wake_sessions_waiting_for(avatar_id: str) -> None:
+    """The avatar is ready: streams waiting for it start now rather than at their next look."""
+    for session in active_sessions_using(avatar_id):
+        send_to_group(group_name(session.session_id), {"type": "session.avatar_changed", "avatar_id": avatar_id})
+
+
+def shown_state(session: TutoringSession, avatar_state: str | None) -> str:
+    """What clients see: an active session whose avatar is not ready yet is `waiting`."""
+    if session.state == SessionState.ACTIVE and avatar_state in ACTIVE_STATES:
+        return "waiting"
+    return session.state
 
 
 def list_session_ids(*, state: str | None = None, tutor_id: int | None = None, student_id: int | None = None,

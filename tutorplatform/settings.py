@@ -355,6 +355,11 @@ SERVER_GRACEFUL_SHUTDOWN_S = env_int("SERVER_GRACEFUL_SHUTDOWN_S", 15)
 # Proxies whose X-Forwarded-For / X-Forwarded-Proto headers are believed ("*": any).
 SERVER_FORWARDED_ALLOW_IPS = env_str("SERVER_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# --- Tutors -----------------------------------------------------------------------------------
+
+# When a tutor switches to a new avatar, keep the one it replaces (default: delete it, with its files).
+TUTOR_KEEP_REPLACED_AVATARS = env_bool("TUTOR_KEEP_REPLACED_AVATARS", False)
+
 # --- Tutoring sessions ------------------------------------------------------------------------
 
 # Active sessions this server streams at once; past it, POST /v1/sessions answers 429 session_limit.

@@ -37,14 +37,15 @@ def _attach_video(request, tutor: Tutor, upload, apply_blur: bool) -> None:
     """Start the tutor's avatar from an uploaded video; a refusal becomes a message on the page."""
     try:
         with local_copy(upload) as path:
-            services.set_tutor_video(tutor, local_path=path, original_name=upload.name or "video", apply_blur=apply_blur)
+            services.replace_video(tutor, local_path=path, original_name=upload.name or "video", apply_blur=apply_blur)
     except ServiceError as exc:
         messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
 
 
 @staff_member_required
 def tutor_list(request):
-    return render(request, "staff/tutor_list.html", {"rows": services.tutors_with_avatars()})
+    total, tutors = services.list_tutors(limit=200)
+    return render(request, "staff/tutor_list.html", {"rows": services.tutors_with_avatars(tutors), "total": total})
 
 
 @csrf_exempt
@@ -63,10 +64,21 @@ def tutor_create(request):
 def _tutor_create(request):
     form = TutorForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        # The seed's order: the tutor first, then its avatar from the video.
-        tutor = services.create_tutor(name=form.cleaned_data["name"], description=form.cleaned_data["description"])
-        if form.cleaned_data.get("video"):
-            _attach_video(request, tutor, form.cleaned_data["video"], form.cleaned_data["apply_blur"])
+        # The seed's order, in one step: the tutor, then its avatar from the video; a refused
+        # video re-shows the form with the error and what was typed, and no tutor is made.
+        upload = form.cleaned_data.get("video")
+        try:
+            if upload:
+                with local_copy(upload) as path:
+                    tutor, _ = services.create_tutor(
+                        name=form.cleaned_data["name"], description=form.cleaned_data["description"],
+                        video=path, video_name=upload.name or "video", apply_blur=form.cleaned_data["apply_blur"])
+            else:
+                tutor, _ = services.create_tutor(name=form.cleaned_data["name"],
+                                                 description=form.cleaned_data["description"])
+        except ServiceError as exc:
+            messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+            return render(request, "staff/tutor_form.html", {"form": form}, status=400)
         return _go_to(request, reverse("staff-tutor", kwargs={"tutor_id": tutor.pk}))
     return render(request, "staff/tutor_form.html", {"form": form}, status=400 if request.method == "POST" else 200)
 
@@ -74,8 +86,12 @@ def _tutor_create(request):
 @staff_member_required
 def tutor_detail(request, tutor_id: int):
     tutor = get_object_or_404(Tutor, pk=tutor_id)
+    pending = services.pending_avatar(tutor)
+    # The card follows the avatar being made from the newest video, when there is one; the
+    # tutor's ready avatar is named above it and stays in use until the new one is ready.
     return render(request, "staff/tutor_detail.html", {
-        "tutor": tutor, "avatar": services.current_avatar(tutor), "video_form": AvatarVideoForm(),
+        "tutor": tutor, "avatar": pending or services.current_avatar(tutor), "pending": pending,
+        "video_form": AvatarVideoForm(),
     })
 
 
@@ -106,7 +122,7 @@ def _tutor_video(request, tutor_id: int):
 @require_POST
 def tutor_reprocess(request, tutor_id: int):
     tutor = get_object_or_404(Tutor, pk=tutor_id)
-    avatar = services.current_avatar(tutor)
+    avatar = services.pending_avatar(tutor) or services.current_avatar(tutor)
     if avatar is None:
         messages.error(request, "not_found: this tutor has no avatar video to reprocess; upload one.")
     else:

@@ -24,18 +24,13 @@ from avatars.api.serializers import (
 )
 from avatars.models import AvatarState
 from avatars.uploads import SizeLimitUploadHandler, local_copy, too_large
+from common.api_input import validated
 from common.errors import NotFound
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _wait_seconds(request) -> float:
     # Read before anything is created: a bad ?wait= must not leave an avatar behind its 400.
-    return _validated(WaitQuerySerializer, request.query_params)["wait"]
+    return validated(WaitQuerySerializer, request.query_params)["wait"]
 
 
 def _created(avatar, message: str, wait_s: float) -> Response:
@@ -52,7 +47,7 @@ class AvatarListCreateView(APIView):
     @extend_schema(operation_id="v1_avatars_list", parameters=[AvatarListQuerySerializer],
                    responses={200: AvatarListSerializer, **errors(400, 401)})
     def get(self, request):
-        query = _validated(AvatarListQuerySerializer, request.query_params)
+        query = validated(AvatarListQuerySerializer, request.query_params)
         total, avatar_ids = selectors.list_avatar_ids(**query)
         return Response({"total": total, "avatars": avatar_ids})
 
@@ -60,7 +55,7 @@ class AvatarListCreateView(APIView):
                    responses={201: AvatarCreatedSerializer, **errors(400, 401, 404, 409, 415, 422, 503)})
     def post(self, request):
         wait_s = _wait_seconds(request)
-        data = _validated(CreateFromPathSerializer, request.data)
+        data = validated(CreateFromPathSerializer, request.data)
         avatar = services.create_avatar_from_path(**data)
         return _created(avatar, f"Avatar '{avatar.avatar_id}' accepted; it is being prepared.", wait_s)
 
@@ -80,7 +75,7 @@ class AvatarUploadView(APIView):
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 64 * 1024:  # form fields' overhead
             raise too_large(limit)
         wait_s = _wait_seconds(request)
-        data = _validated(CreateFromUploadSerializer, request.data)
+        data = validated(CreateFromUploadSerializer, request.data)
         upload = data.pop("video_file")
         with local_copy(upload) as local_path:
             avatar = services.create_avatar_from_upload(
@@ -96,7 +91,7 @@ class AvatarDetailView(APIView):
 
     @extend_schema(parameters=[DeleteQuerySerializer], responses={200: DeletedSerializer, **errors(400, 401, 404, 409)})
     def delete(self, request, avatar_id: str):
-        force = _validated(DeleteQuerySerializer, request.query_params)["force"]
+        force = validated(DeleteQuerySerializer, request.query_params)["force"]
         services.delete_avatar(avatar_id, force=force)
         return Response({"status": "success", "avatar_id": avatar_id, "message": f"Avatar '{avatar_id}' deleted."})
 
@@ -114,7 +109,7 @@ class AvatarPreviewView(APIView):
 class AvatarReprocessView(APIView):
     @extend_schema(request=ReprocessSerializer, responses={202: AvatarAcceptedSerializer, **errors(401, 404, 409, 503)})
     def post(self, request, avatar_id: str):
-        data = _validated(ReprocessSerializer, request.data)
+        data = validated(ReprocessSerializer, request.data)
         avatar = services.reprocess_avatar(avatar_id, apply_blur=data["apply_blur"])
         message = f"Avatar '{avatar_id}' queued for reprocessing."
         return Response(AvatarAcceptedSerializer(avatar, context={"message": message}).data,

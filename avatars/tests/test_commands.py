@@ -35,6 +35,28 @@ def test_prepare_avatar_command_makes_a_ready_avatar_and_shows_progress(face_vid
 
 
 @pytest.mark.django_db(transaction=True)
+def test_prepare_avatar_for_a_tutor_follows_the_replacement_rule_and_says_what_it_changed(face_video):
+    """The tutor keeps its avatar while the new one is prepared, then switches; the replaced one
+    is deleted (TUTOR_KEEP_REPLACED_AVATARS is off); another tutor's avatar is never touched."""
+    from avatars.models import Avatar
+    from tutors.models import Tutor
+
+    ada, bo = Tutor.objects.create(name="Ada"), Tutor.objects.create(name="Bo")
+    call_command("prepare_avatar", str(face_video[0]), "--avatar-id", "ada-1", "--tutor", str(ada.pk),
+                 stdout=StringIO(), stderr=StringIO())
+    call_command("prepare_avatar", str(face_video[0]), "--avatar-id", "bo-1", "--tutor", str(bo.pk),
+                 stdout=StringIO(), stderr=StringIO())
+    out = StringIO()
+    call_command("prepare_avatar", str(face_video[0]), "--avatar-id", "ada-2", "--tutor", str(ada.pk),
+                 stdout=out, stderr=StringIO())
+    assert f"Tutor {ada.pk} keeps avatar 'ada-1' until 'ada-2' is ready" in out.getvalue()
+    assert f"Tutor {ada.pk} now shows 'ada-2' instead of 'ada-1' (deleted)" in out.getvalue()
+    ada.refresh_from_db(), bo.refresh_from_db()
+    assert (ada.avatar_id, ada.pending_avatar_id, bo.avatar_id) == ("ada-2", None, "bo-1")
+    assert not Avatar.objects.filter(avatar_id="ada-1").exists()
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("fixture, code", [("no_face_video", "no_face"), ("not_a_video", "unsupported_media"),
                                            ("short_video", "invalid_video")])
 def test_prepare_avatar_command_fails_with_the_named_error(request, fixture, code):

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from avatars.models import Avatar
 from avatars.services import AVATAR_ID_PATTERN
 from sessions_app.models import SessionState
+from sessions_app.services import shown_state
 
 
 class CreateSessionSerializer(serializers.Serializer):
@@ -30,11 +33,28 @@ class SessionSerializer(serializers.Serializer):
     tutor_id = serializers.IntegerField()
     student_id = serializers.IntegerField()
     avatar_id = serializers.CharField()
-    state = serializers.ChoiceField(choices=SessionState.values)
+    state = serializers.SerializerMethodField()
+    avatar_state = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
     end_reason = serializers.CharField(allow_blank=True)
     stream_url = serializers.CharField(read_only=True)
+
+    def _avatar_state(self, session) -> str | None:
+        if not hasattr(session, "_avatar_state"):
+            session._avatar_state = Avatar.objects.filter(avatar_id=session.avatar_id).values_list(
+                "state", flat=True).first()
+        return session._avatar_state
+
+    @extend_schema_field(serializers.ChoiceField(choices=["waiting", *SessionState.values]))
+    def get_state(self, session) -> str:
+        """`waiting` while an active session's avatar is still being prepared."""
+        return shown_state(session, self._avatar_state(session))
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_avatar_state(self, session) -> str | None:
+        """The state of the avatar the session shows (null once it is deleted)."""
+        return self._avatar_state(session)
 
 
 class SessionListSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api_input import validated
 from common.api_schema import errors, extend_schema
 from sessions_app import services
 from sessions_app.api.serializers import (
@@ -16,23 +17,17 @@ from sessions_app.api.serializers import (
 )
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class SessionListCreateView(APIView):
     @extend_schema(operation_id="v1_sessions_list", parameters=[SessionListQuerySerializer],
                    responses={200: SessionListSerializer, **errors(400, 401)})
     def get(self, request):
-        total, session_ids = services.list_session_ids(**_validated(SessionListQuerySerializer, request.query_params))
+        total, session_ids = services.list_session_ids(**validated(SessionListQuerySerializer, request.query_params))
         return Response({"total": total, "sessions": session_ids})
 
     @extend_schema(request=CreateSessionSerializer,
                    responses={201: SessionSerializer, **errors(400, 401, 404, 409, 429)})
     def post(self, request):
-        session = services.create_session(**_validated(CreateSessionSerializer, request.data))
+        session = services.create_session(**validated(CreateSessionSerializer, request.data))
         return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
 

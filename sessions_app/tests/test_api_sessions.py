@@ -58,8 +58,9 @@ def test_create_errors(client_with_key, ready_tutor, settings):
     assert_error(open_session(client_with_key, ready_tutor, avatar_id="nobody"), 404, "not_found")
     no_avatar = Tutor.objects.create(name="Cy")
     assert_error(open_session(client_with_key, no_avatar), 409, "avatar_not_ready")
-    Avatar.objects.create(avatar_id="still_processing", source="upload", state="processing")
-    assert_error(open_session(client_with_key, ready_tutor, avatar_id="still_processing"), 409, "avatar_not_ready")
+    Avatar.objects.create(avatar_id="will_not_be_ready", source="upload", state="failed", error_code="no_face")
+    body = assert_error(open_session(client_with_key, ready_tutor, avatar_id="will_not_be_ready"), 409, "avatar_not_ready")
+    assert body["details"]["state"] == "failed" and body["details"]["error"]["code"] == "no_face"
     assert_error(client_with_key.post("/v1/sessions", {"student_id": 1}, format="json"), 400, "invalid_request")
     assert_error(client_with_key.post("/v1/sessions", {"tutor_id": "x", "student_id": 1}, format="json"), 400, "invalid_request")
     assert_error(open_session(client_with_key, ready_tutor, avatar_id="../x"), 400, "invalid_request")
@@ -115,3 +116,49 @@ def test_deleting_an_avatar_in_use_is_409_unless_forced(client_with_key, ready_t
     session = client_with_key.get(f"/v1/sessions/{session_id}").json()
     assert session["state"] == "ended" and session["end_reason"] == "avatar_deleted"
     assert not (isolated_storage / "avatars" / ready_tutor.avatar_id).exists()
+
+
+# --- sessions that wait for their avatar (the seed's client opens one right after its upload) -------
+
+
+def test_a_session_for_an_avatar_still_being_prepared_waits_then_becomes_active(client_with_key, face_video, monkeypatch):
+    import threading
+
+    runner = jobs.backend()
+    real_job, go = runner._job, threading.Event()
+
+    def held(avatar_id, stop):
+        go.wait(30)
+        return real_job(avatar_id, stop)
+
+    monkeypatch.setattr(runner, "_job", held)
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="coming", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    response = open_session(client_with_key, tutor, avatar_id="coming")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "waiting" and body["avatar_state"] in ("queued", "processing")
+    # The tutor's own pending avatar is used when none is named.
+    assert open_session(client_with_key, tutor).json()["avatar_id"] == "coming"
+    go.set()
+    assert runner.wait_idle(60)
+    after = client_with_key.get(f"/v1/sessions/{body['session_id']}").json()
+    assert after["state"] == "active" and after["avatar_state"] == "ready"
+    assert client_with_key.get(f"/v1/sessions?state=active").json()["total"] == 2
+
+
+def test_a_waiting_session_ends_with_a_reason_when_its_avatar_fails(client_with_key, no_face_video, monkeypatch):
+    import threading
+
+    runner = jobs.backend()
+    real_job, go = runner._job, threading.Event()
+    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="faceless", local_path=no_face_video, original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    session_id = open_session(client_with_key, tutor).json()["session_id"]
+    go.set()
+    assert runner.wait_idle(60)
+    body = client_with_key.get(f"/v1/sessions/{session_id}").json()
+    assert body["state"] == "ended" and body["end_reason"] == "avatar_failed" and body["avatar_state"] == "failed"

@@ -126,3 +126,61 @@ def test_frame_cache_stays_within_its_budget():
         cache.put(("a", "v", index), b"x" * 300)
     assert cache.used_bytes <= 1000
     assert cache.get(("a", "v", 9)) is not None and cache.get(("a", "v", 0)) is None
+
+
+def test_a_waiting_session_says_so_then_streams_once_its_avatar_is_ready(api_key, face_video, monkeypatch):
+    import threading
+
+    runner = jobs.backend()
+    real_job, go = runner._job, threading.Event()
+    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="coming", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    session_id = str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
+
+    async def scenario():
+        communicator = connect(session_id, api_key)
+        assert (await communicator.connect())[0]
+        waiting = json.loads((await communicator.receive_output(5))["text"])
+        go.set()
+        while True:  # progress while it is prepared, then the header
+            message = json.loads((await communicator.receive_output(60))["text"])
+            if message["type"] != "waiting":
+                break
+        frame = await communicator.receive_output(5)
+        await communicator.disconnect()
+        return waiting, message, frame
+
+    waiting, header, frame = async_to_sync(scenario)()
+    assert waiting["type"] == "waiting" and waiting["avatar_id"] == "coming"
+    assert waiting["avatar_state"] in ("queued", "processing")
+    assert header["type"] == "session" and header["avatar_id"] == "coming" and header["frame_count"] == 50
+    assert frame["bytes"][:2] == b"\xff\xd8"
+
+
+def test_a_session_whose_avatar_fails_hears_why_and_closes(api_key, no_face_video, monkeypatch):
+    import threading
+
+    runner = jobs.backend()
+    real_job, go = runner._job, threading.Event()
+    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="faceless", local_path=no_face_video, original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    session_id = str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
+
+    async def scenario():
+        communicator = connect(session_id, api_key)
+        assert (await communicator.connect())[0]
+        go.set()
+        messages = []
+        while True:
+            message = await communicator.receive_output(60)
+            messages.append(message)
+            if message["type"] == "websocket.close":
+                return messages
+
+    messages = async_to_sync(scenario)()
+    assert messages[-1] == {"type": "websocket.close", "code": 4404}
+    assert json.loads(messages[-2]["text"]) == {"type": "ended", "session_id": session_id, "reason": "avatar_failed"}

@@ -56,14 +56,17 @@ def page(browser, server):
     context.close()
 
 
-def new_tutor(page, name: str, video: Path, blur: bool = False) -> None:
+def new_tutor(page, name: str, video: Path, blur: bool = False, refused: bool = False) -> None:
     page.fill("#id_name", name)
     page.fill("#id_description", f"{name} teaches maths.")
     page.set_input_files("#id_video", str(video))
     if blur:
         page.check("#id_apply_blur")
     page.click("#save")
-    page.wait_for_url("**/staff/tutors/*/", timeout=60_000)
+    if refused:  # the form comes back with the error, on the same page
+        page.wait_for_selector("[data-testid=message]", timeout=60_000)
+    else:
+        page.wait_for_url("**/staff/tutors/*/", timeout=60_000)
 
 
 def test_staff_create_a_tutor_and_watch_the_avatar_become_ready(page, face_video):
@@ -81,9 +84,10 @@ def test_staff_create_a_tutor_and_watch_the_avatar_become_ready(page, face_video
 
 def test_a_file_that_is_not_a_video_shows_the_error_on_the_page(page, not_a_video):
     ARTIFACTS.mkdir(exist_ok=True)
-    new_tutor(page, "Alan Turing", not_a_video)
+    new_tutor(page, "Alan Turing", not_a_video, refused=True)
     message = page.inner_text("[data-testid=message]")
     assert "unsupported_media" in message and "not a video" in message
+    assert page.input_value("#id_name") == "Alan Turing"  # what was typed is still there
     page.screenshot(path=str(ARTIFACTS / "staff-avatar-refused.png"), full_page=True)
 
 

@@ -52,11 +52,15 @@ def test_the_upload_script_gets_the_next_address_as_json(staff_client):
     assert response.json() == {"redirect": f"/staff/tutors/{Tutor.objects.get().pk}/"}
 
 
-def test_a_non_video_is_refused_on_the_tutor_page_and_the_tutor_is_kept(staff_client, not_a_video):
-    response = staff_client.post("/staff/tutors/new", {"name": "Cy", "video": video_upload(not_a_video)}, follow=True)
+def test_a_non_video_re_shows_the_form_with_the_error_and_what_was_typed_and_makes_no_tutor(staff_client, not_a_video):
+    response = staff_client.post("/staff/tutors/new", {"name": "Cy", "description": "Chemistry",
+                                                       "video": video_upload(not_a_video)})
     page = response.content.decode()
+    assert response.status_code == 400
     assert "unsupported_media" in page and "not a video" in page
-    assert Tutor.objects.filter(name="Cy").exists() and not Avatar.objects.exists()
+    assert 'value="Cy"' in page and "Chemistry" in page
+    # Trying again does not leave duplicates behind.
+    assert not Tutor.objects.exists() and not Avatar.objects.exists()
 
 
 def test_missing_name_shows_the_form_again(staff_client):

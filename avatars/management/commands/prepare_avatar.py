@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from avatars import services, storage
 from common.errors import ServiceError
 from avatars.models import FINAL_STATES, Avatar, AvatarSource, AvatarState
+from tutors.models import Tutor
 
 
 class ProgressBar:
@@ -57,7 +58,9 @@ class Command(BaseCommand):
         parser.add_argument("video", help="path of the video file")
         parser.add_argument("--avatar-id", required=True, help="id of the new avatar, e.g. avatar_tutor_5")
         parser.add_argument("--blur", action="store_true", help="blur the background behind the tutor")
-        parser.add_argument("--tutor", type=int, default=None, help="id of the tutor who gets this avatar when ready")
+        parser.add_argument("--tutor", type=int, default=None,
+                            help="id of the tutor who switches to this avatar when it is ready (it keeps its "
+                                 "current one until then)")
 
     def handle(self, *args, video: str, avatar_id: str, blur: bool, tutor: int | None, **options):
         path = Path(video).expanduser().resolve()
@@ -70,6 +73,10 @@ class Command(BaseCommand):
             )
         except ServiceError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
+        before = Tutor.objects.filter(pk=tutor).values_list("avatar_id", flat=True).first() if tutor else None
+        if tutor:
+            self.stdout.write(f"Tutor {tutor} keeps avatar '{before or 'none'}' until '{avatar_id}' is ready, "
+                              "then switches to it.")
         bar = ProgressBar(self.stderr._out)
         try:
             while avatar.state not in FINAL_STATES:
@@ -90,3 +97,13 @@ class Command(BaseCommand):
             f"Avatar '{avatar_id}' is ready: {video_facts.get('frame_count')} frames at {video_facts.get('fps')} fps, "
             f"in {storage.avatar_path(avatar_id)}"
         )
+        if tutor:
+            now = Tutor.objects.filter(pk=tutor).values_list("avatar_id", flat=True).first()
+            if now != avatar_id:
+                self.stdout.write(f"Tutor {tutor} did not switch: it shows '{now or 'none'}' (a newer video is pending).")
+            elif before and before != avatar_id:
+                gone = not Avatar.objects.filter(avatar_id=before).exists()
+                self.stdout.write(f"Tutor {tutor} now shows '{avatar_id}' instead of '{before}' "
+                                  f"({'deleted' if gone else 'kept'}).")
+            else:
+                self.stdout.write(f"Tutor {tutor} now shows '{avatar_id}'.")
