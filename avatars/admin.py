@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -10,14 +11,19 @@ from common.errors import ServiceError
 
 @admin.register(Avatar)
 class AvatarAdmin(admin.ModelAdmin):
-    list_display = ["avatar_id", "tutor", "state", "stage", "progress", "apply_blur", "source", "error_code", "created_at"]
+    list_display = ["avatar_id", "tutor", "state", "stage", "progress", "apply_blur", "source", "error_code", "size",
+                    "created_at"]
     list_filter = ["state", "apply_blur", "source", "error_code"]
     search_fields = ["avatar_id", "tutor__name"]
     actions = ["reprocess_selected"]
     fields = ["avatar_id", "tutor", "state", "stage", "progress", "apply_blur", "source", "source_name",
-              "error_code", "error_message", "video", "faces", "avatar_path", "preview", "created_at",
+              "error_code", "error_message", "video", "faces", "size", "avatar_path", "preview", "created_at",
               "updated_at", "ready_at"]
     readonly_fields = fields
+
+    @admin.display(description="prepared size", ordering="size_bytes")
+    def size(self, avatar: Avatar) -> str:
+        return filesizeformat(avatar.size_bytes) if avatar.size_bytes is not None else "-"
 
     def has_add_permission(self, request) -> bool:
         return False  # avatars are made from a video: the Tutor form, the staff pages or the API

@@ -35,3 +35,7 @@ class QueueFull(ServiceError):
 
 class AvatarInUse(ServiceError):
     code = "avatar_in_use"
+
+
+class InsufficientStorage(ServiceError):
+    code = "insufficient_storage"

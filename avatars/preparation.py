@@ -19,12 +19,14 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from avatars import storage
+from avatars.errors import InsufficientStorage
 from avatars.events import ProgressRecorder, publish_row
 from avatars.signals import avatar_finished
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from avatars.pipeline import PipelineCancelled, PipelineError, PreparedAvatar, PrepareOptions, VideoLimits, prepare
 from avatars.pipeline.child_process import prepare_in_child
 from avatars.pipeline.device import compute_device
+from avatars.pipeline.disk import estimated_output_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,23 @@ def video_limits() -> VideoLimits:
         max_long_side=settings.AVATAR_MAX_LONG_SIDE,
         max_total_pixels=settings.AVATAR_MAX_TOTAL_PIXELS,
     )
+
+
+def check_disk_space(video: dict, extra_bytes: int = 0) -> None:
+    """Refuse (InsufficientStorage) when the work folder has less free space than the prepared
+    avatar of this video is estimated to take (avatars/pipeline/disk.py), plus `extra_bytes`.
+    A row without video facts (made before they were recorded) is not checked."""
+    if not video:
+        return
+    needed = estimated_output_bytes(int(video["width"]), int(video["height"]), int(video["frame_count"]),
+                                    settings.AVATAR_FRAME_FORMAT, settings.AVATAR_CROP_SIZE) + extra_bytes
+    free = storage.work_space_free()
+    if free < needed:
+        raise InsufficientStorage(
+            f"The server has {free // 2**20} MB of free disk space; this avatar needs about "
+            f"{needed // 2**20} MB. Free some space (delete avatars you no longer use) and try again.",
+            {"free_bytes": free, "needed_bytes": needed},
+        )
 
 
 def prepare_options(apply_blur: bool) -> PrepareOptions:
@@ -104,6 +123,12 @@ def _run(avatar_id: str, stop: JobStop, in_child_process: bool) -> None:
         return  # shutting down before it started: the row stays queued for the next start
     if stop.is_set():
         _finish(avatar, avatar.run, state=AvatarState.CANCELLED)
+        return
+    try:
+        check_disk_space(avatar.video)  # space may have gone since the avatar was accepted
+    except InsufficientStorage as exc:
+        logger.warning("avatar %s: not started: %s", avatar_id, exc.message)
+        _finish(avatar, avatar.run, state=AvatarState.FAILED, error_code=exc.code, error_message=exc.message)
         return
     Avatar.objects.filter(pk=avatar.pk).update(
         state=AvatarState.PROCESSING, stage="probe", progress=0.0, frames_done=0, frames_total=0,

@@ -20,7 +20,7 @@ from avatars import events, jobs, storage, usage
 from avatars.errors import AvatarBusy, AvatarExists, AvatarInUse, InvalidVideo, QueueFull, UnsupportedMedia
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
-from avatars.preparation import video_limits
+from avatars.preparation import check_disk_space, video_limits
 from common.errors import InvalidRequest, NotFound
 from tutors.models import Tutor
 
@@ -113,6 +113,7 @@ def create_avatar(
     tutor = _tutor_or_404(tutor_id)
     _check_free(avatar_id)
     info = probe_video(local_path)
+    check_disk_space(info.as_dict(), extra_bytes=Path(local_path).stat().st_size)  # the stored source too
     reservation = jobs.reserve()
     stored_name = None
     try:

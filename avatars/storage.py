@@ -65,6 +65,13 @@ def clear_work_dirs() -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+def work_space_free() -> int:
+    """Free bytes where runs write (and, on local storage, publish: the same filesystem)."""
+    folder = Path(settings.AVATAR_WORK_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(folder).free
+
+
 def folder_size(folder: Path) -> int:
     """Bytes of the files under a local folder."""
     return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())

@@ -34,6 +34,7 @@ STATUS_BY_CODE = {
     "throttled": 429,
     "internal_error": 500,
     "queue_full": 503,
+    "insufficient_storage": 507,
 }
 
 

@@ -94,6 +94,7 @@ class AvatarSerializer(serializers.Serializer):
     error = serializers.DictField(allow_null=True)
     video = serializers.SerializerMethodField()
     faces = serializers.DictField(allow_null=True)
+    size_bytes = serializers.IntegerField(allow_null=True)
     preview_url = serializers.SerializerMethodField()
     events_url = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()

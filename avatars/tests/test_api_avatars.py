@@ -510,3 +510,41 @@ def test_deleting_a_queued_avatar_while_the_only_worker_is_busy_answers_at_once(
     assert "did not stop" not in caplog.text
     assert jobs.backend().wait_idle(10)
     assert ran == ["busy"]
+
+
+# --- disk space ------------------------------------------------------------------------------------
+
+
+def test_an_avatar_that_would_not_fit_on_the_disk_is_refused_507_and_nothing_is_kept(client_with_key, face_video,
+                                                                                        isolated_storage, monkeypatch):
+    from avatars import storage
+
+    monkeypatch.setattr(storage, "work_space_free", lambda: 5 * 1024 * 1024)
+    body = assert_error(upload(client_with_key, face_video[0], "too_big_for_disk"), 507, "insufficient_storage")
+    assert body["details"]["needed_bytes"] > body["details"]["free_bytes"] == 5 * 1024 * 1024
+    assert_nothing_kept(isolated_storage)
+
+
+def test_a_job_whose_disk_filled_up_after_it_was_accepted_fails_with_the_named_error(client_with_key, face_video,
+                                                                                       monkeypatch):
+    from avatars import storage
+
+    runner = jobs.backend()
+    real_job = runner._job
+
+    def disk_fills_first(avatar_id, stop):
+        monkeypatch.setattr(storage, "work_space_free", lambda: 1024)
+        real_job(avatar_id, stop)
+
+    monkeypatch.setattr(runner, "_job", disk_fills_first)
+    assert upload(client_with_key, face_video[0], "late").status_code == 201
+    assert runner.wait_idle(30)
+    body = client_with_key.get("/v1/avatars/late").json()
+    assert body["state"] == "failed" and body["error"]["code"] == "insufficient_storage"
+    assert "free disk space" in body["error"]["message"]
+
+
+def test_a_ready_avatar_says_how_much_disk_it_takes(client_with_key, face_video, isolated_storage):
+    body = upload(client_with_key, face_video[0], "sized", query="?wait=60").json()
+    on_disk = sum(path.stat().st_size for path in files_under(isolated_storage / "avatars" / "sized"))
+    assert body["state"] == "ready" and body["size_bytes"] == on_disk
