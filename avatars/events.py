@@ -62,6 +62,7 @@ class ProgressRecorder:
         self.min_interval_s = min_interval_s
         self.progress = 0.0
         self.stage: str | None = None
+        self.frames_done = self.frames_total = 0
         self._last_write = 0.0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -71,14 +72,19 @@ class ProgressRecorder:
             return
         self.stage = stage
         self._last_write = now
-        frames_total = max(total, done)
+        if stage == "frames":
+            # Only this stage counts frames; the others count their own steps (0 of 1, ...), which
+            # a viewer would read as "0/1 frames".
+            self.frames_done, self.frames_total = done, max(total, done)
         updated = Avatar.objects.filter(pk=self.avatar_pk, run=self.run, state=AvatarState.PROCESSING).update(
-            stage=stage, progress=self.progress, frames_done=done, frames_total=frames_total, updated_at=timezone.now()
+            stage=stage, progress=self.progress, frames_done=self.frames_done, frames_total=self.frames_total,
+            updated_at=timezone.now(),
         )
         if updated:
             publish({
                 "type": "progress", "avatar_id": self.avatar_id, "state": AvatarState.PROCESSING, "stage": stage,
-                "progress": self.progress, "error": None, "frames_done": done, "frames_total": frames_total,
+                "progress": self.progress, "error": None, "frames_done": self.frames_done,
+                "frames_total": self.frames_total,
             })
 
 

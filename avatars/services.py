@@ -235,14 +235,18 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
         with transaction.atomic():
             # One conditional update: of two reprocess calls racing, only one queues a run.
             changes = dict(state=AvatarState.QUEUED, stage=None, progress=0.0, frames_done=0, frames_total=0,
-                           error_code=None, error_message=None, ready_at=None, updated_at=timezone.now())
+                           error_code=None, error_message=None, ready_at=None, size_bytes=None,
+                           updated_at=timezone.now())
             if apply_blur is not None:
                 changes["apply_blur"] = apply_blur
             if not Avatar.objects.filter(pk=avatar.pk, state__in=FINAL_STATES).update(**changes):
                 raise AvatarBusy(f"Avatar '{avatar_id}' is already queued or processing; wait for it to finish "
                                  "or delete it.")
-            # Its files go now: a tutor showing it has none until the run is ready, then switches back.
-            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None, pending_avatar_id=avatar_id)
+            # Its files go now: a tutor showing it has none until the run is ready, then switches
+            # back to it, unless a newer video of the tutor is already being prepared.
+            Tutor.objects.filter(avatar_id=avatar_id, pending_avatar_id__isnull=True).update(
+                avatar_id=None, pending_avatar_id=avatar_id)
+            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
         avatar.refresh_from_db()
         # Files exist only for a ready avatar; the new run publishes its own.
         storage.remove_prepared(avatar_id)

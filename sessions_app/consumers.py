@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from avatars import storage
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.channels import remember_server_loop
 from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse
@@ -27,7 +28,8 @@ WAIT_LOOK_EVERY_S = 1.0  # while waiting for the avatar: how often its state is 
 
 
 class SessionStreamConsumer(AsyncWebsocketConsumer):
-    """A session's stream. While its avatar is still being prepared: JSON messages
+    """A session's stream. While its avatar is still being prepared: the preview of another ready
+    avatar of the tutor as one binary JPEG, when there is one, and JSON messages
     {"type": "waiting", "avatar_id", "avatar_state", "stage", "progress"} (once, then on every
     change). Once it is ready: a JSON header {"type": "session", "avatar_id", "fps", "width",
     "height", "frame_count"}, then the frames as binary JPEG messages paced at the avatar's fps,
@@ -91,6 +93,9 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         """Say the session waits for its avatar, and again whenever that changes, until it is
         ready, fails, or the session ends."""
         shown = None
+        if look.still_of:  # a still of the tutor while it waits: one JPEG, like a frame
+            still = await database_sync_to_async(storage.read_prepared)(look.still_of, "preview.jpg")
+            await self.send(bytes_data=still)
         loop = asyncio.get_running_loop()
         next_touch = loop.time() + TOUCH_EVERY_S
         while look.ready is None and look.ended_reason is None:
@@ -120,7 +125,16 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         step = 0
         self.woken.clear()
         while True:
-            await self.send(bytes_data=await jpeg_frame(frames, ping_pong(step, frames.frame_count)))
+            try:
+                frame = await jpeg_frame(frames, ping_pong(step, frames.frame_count))
+            except OSError:
+                # Its files went (the tutor switched and the old avatar was deleted, or it is being
+                # prepared again) before this stream heard: look where the session stands now.
+                look = await self._look(touch=False)
+                if look is None or look.ready is None or frames_version(look.ready) != frames.version:
+                    return look or Look(ended_reason="ended")
+                raise
+            await self.send(bytes_data=frame)
             step += 1
             now = loop.time()
             if now >= next_check or self.woken.is_set():
@@ -155,11 +169,19 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         if avatar.state == AvatarState.READY:
             return Look(ready=avatar)
         return Look(waiting={"avatar_id": avatar.avatar_id, "avatar_state": avatar.state, "stage": avatar.stage,
-                             "progress": round(avatar.progress, 1)})
+                             "progress": round(avatar.progress, 1)},
+                    still_of=_still_of(session.tutor_id, avatar.avatar_id))
+
+
+def _still_of(tutor_id: int, waiting_for: str) -> str | None:
+    """A ready avatar of the tutor whose preview can stand in while the session waits, if any."""
+    ready = Avatar.objects.filter(tutor_id=tutor_id, state=AvatarState.READY).exclude(avatar_id=waiting_for)
+    return ready.order_by("-ready_at").values_list("avatar_id", flat=True).first()
 
 
 @dataclass(frozen=True)
 class Look:
     ready: Avatar | None = None
     waiting: dict | None = None
+    still_of: str | None = None
     ended_reason: str | None = None

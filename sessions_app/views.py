@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from common.paging import page_of
 from sessions_app import services
 from sessions_app.models import TutoringSession
 
 
+PAGE_SIZE = 25
+
+
 @staff_member_required
 def session_list(request):
-    sessions = TutoringSession.objects.select_related("tutor").order_by("-created_at")[:200]
-    return render(request, "staff/session_list.html", {"sessions": sessions})
+    services.end_idle_sessions()
+    sessions = TutoringSession.objects.select_related("tutor").order_by("-created_at", "-pk")
+    number, paging = page_of(request, sessions.count(), PAGE_SIZE)
+    shown = sessions[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
+    return render(request, "staff/session_list.html", {"sessions": shown, "paging": paging})
+
+
+@staff_member_required
+@require_POST
+def session_end(request, session_id):
+    session = services.session_or_none(session_id)
+    if session is None:
+        raise Http404("No such session")
+    services.end_session(session.session_id, reason="ended_by_staff")
+    messages.success(request, f"Session {session.session_id} ended.")
+    return redirect("staff-sessions")
 
 
 @staff_member_required

@@ -228,7 +228,8 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tutor avatar API",
-    "DESCRIPTION": "Create, inspect and delete tutor avatars; see api.md for the full contract.",
+    "DESCRIPTION": "Tutors, their avatars and tutoring sessions. The whole HTTP and WebSocket contract, "
+                   "with the live sockets' messages: [/docs/api.md](/docs/api.md).",
     "VERSION": "1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],

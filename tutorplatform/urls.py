@@ -1,16 +1,20 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from tutorplatform.api_contract import api_contract
 from tutorplatform.health import health
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("health", health, name="health"),
+    path("docs/api.md", api_contract, name="api-contract"),
     path("admin/", admin.site.urls),
+    path("staff/logout", LogoutView.as_view(next_page="/admin/login/?next=/staff/"), name="staff-logout"),
     path("staff/", include("tutors.urls")),
     path("staff/", include("sessions_app.urls")),
     path("v1/", include("avatars.api.urls")),

@@ -21,3 +21,11 @@ class TutorForm(forms.ModelForm):
     class Meta:
         model = Tutor
         fields = ["name", "description"]
+
+
+class TutorEditForm(forms.ModelForm):
+    """Name and description; a new video goes through the tutor page's upload form."""
+
+    class Meta:
+        model = Tutor
+        fields = ["name", "description"]

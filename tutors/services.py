@@ -14,7 +14,7 @@ from avatars import services as avatar_services
 from avatars.errors import AvatarInUse
 from avatars.models import ACTIVE_STATES, Avatar
 from avatars.usage import in_use
-from common.errors import InvalidRequest, NotFound
+from common.errors import InvalidRequest, NotFound, ServiceError
 from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
@@ -100,18 +100,18 @@ def replace_video(tutor: Tutor, *, local_path: Path, original_name: str, apply_b
     (tutors/receivers.py). A refused file changes nothing; a replacement still being prepared
     gives way to this newer one."""
     avatar_services.probe_video(local_path)
-    avatar_id = avatar_id_for_video(tutor)  # before the previous one goes: its id is not given again at once
     previous = tutor.pending_avatar_id
-    if previous and previous != tutor.avatar_id:
-        try:
-            avatar_services.delete_avatar(previous)
-        except NotFound:
-            pass
-    tutor.refresh_from_db()
+    # The new avatar first: if it is refused (disk, queue), the previous replacement stays.
     avatar = avatar_services.create_avatar_from_upload(
-        avatar_id=avatar_id, local_path=local_path, original_name=original_name,
+        avatar_id=avatar_id_for_video(tutor), local_path=local_path, original_name=original_name,
         apply_blur=apply_blur, tutor_id=tutor.pk,
     )
+    if previous and previous != tutor.avatar_id:
+        try:  # the replacement this one supersedes (queued, processing or failed): it would never be used
+            avatar_services.delete_avatar(previous)
+        except ServiceError as exc:
+            logger.info("tutor %s: superseded avatar %s kept (%s)", tutor.pk, previous, exc.code)
+    tutor.refresh_from_db()
     logger.info("tutor %s: new video, avatar %s pending (keeps %s until it is ready)",
                 tutor.pk, avatar.avatar_id, tutor.avatar_id or "none")
     return avatar

@@ -1,5 +1,6 @@
-"""Staff pages: the tutor list, the new-tutor form with its avatar video, and the tutor page that
-shows the avatar being prepared. Staff login required; all writes go through the services."""
+"""Staff pages: the tutor list (search, pages), the new-tutor form with its avatar video, the tutor
+page that shows the avatar being prepared beside the one in use, edit and delete. Staff login
+required; all writes go through the services."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from avatars import services as avatar_services
 from avatars.errors import FileTooLarge
 from avatars.uploads import SizeLimitUploadHandler, local_copy
 from common.errors import ServiceError
+from common.paging import page_of
 from tutors import services
-from tutors.forms import AvatarVideoForm, TutorForm
+from tutors.forms import AvatarVideoForm, TutorEditForm, TutorForm
 from tutors.models import Tutor
 
 
@@ -42,10 +44,18 @@ def _attach_video(request, tutor: Tutor, upload, apply_blur: bool) -> None:
         messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
 
 
+PAGE_SIZE = 25
+
+
 @staff_member_required
 def tutor_list(request):
-    total, tutors = services.list_tutors(limit=200)
-    return render(request, "staff/tutor_list.html", {"rows": services.tutors_with_avatars(tutors), "total": total})
+    search = request.GET.get("q", "").strip()
+    total, _ = services.list_tutors(search=search, limit=1)
+    number, paging = page_of(request, total, PAGE_SIZE)
+    _, tutors = services.list_tutors(search=search, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    return render(request, "staff/tutor_list.html", {
+        "rows": services.tutors_with_avatars(tutors), "search": search, "paging": paging,
+    })
 
 
 @csrf_exempt
@@ -116,6 +126,35 @@ def _tutor_video(request, tutor_id: int):
     else:
         messages.error(request, "invalid_request: choose a video file to upload.", extra_tags="invalid_request")
     return redirect("staff-tutor", tutor_id=tutor.pk)
+
+
+@staff_member_required
+def tutor_edit(request, tutor_id: int):
+    tutor = get_object_or_404(Tutor, pk=tutor_id)
+    form = TutorEditForm(request.POST or None, instance=tutor)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_tutor(tutor.pk, name=form.cleaned_data["name"], description=form.cleaned_data["description"])
+        except ServiceError as exc:
+            messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("staff-tutor", tutor_id=tutor.pk)
+    return render(request, "staff/tutor_edit.html", {"tutor": tutor, "form": form},
+                  status=400 if request.method == "POST" else 200)
+
+
+@staff_member_required
+@require_POST
+def tutor_delete(request, tutor_id: int):
+    tutor = get_object_or_404(Tutor, pk=tutor_id)
+    try:
+        services.delete_tutor(tutor.pk, force=request.POST.get("force") == "true")
+    except ServiceError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+        return redirect("staff-tutor", tutor_id=tutor.pk)
+    messages.success(request, f"Tutor {tutor.name} and its avatars were deleted.")
+    return redirect("staff-tutors")
 
 
 @staff_member_required

@@ -52,7 +52,7 @@ class AvatarListCreateView(APIView):
         return Response({"total": total, "avatars": avatar_ids})
 
     @extend_schema(request=CreateFromPathSerializer, parameters=[WAIT],
-                   responses={201: AvatarCreatedSerializer, **errors(400, 401, 404, 409, 415, 422, 503)})
+                   responses={201: AvatarCreatedSerializer, **errors(400, 401, 404, 409, 415, 422, 503, 507)})
     def post(self, request):
         wait_s = _wait_seconds(request)
         data = validated(CreateFromPathSerializer, request.data)
@@ -69,7 +69,7 @@ class AvatarUploadView(APIView):
         return super().initialize_request(request, *args, **kwargs)
 
     @extend_schema(request={"multipart/form-data": CreateFromUploadSerializer}, parameters=[WAIT],
-                   responses={201: AvatarCreatedSerializer, **errors(400, 401, 404, 409, 413, 415, 422, 503)})
+                   responses={201: AvatarCreatedSerializer, **errors(400, 401, 404, 409, 413, 415, 422, 503, 507)})
     def post(self, request):
         limit = settings.AVATAR_MAX_UPLOAD_BYTES
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 64 * 1024:  # form fields' overhead
@@ -107,7 +107,7 @@ class AvatarPreviewView(APIView):
 
 
 class AvatarReprocessView(APIView):
-    @extend_schema(request=ReprocessSerializer, responses={202: AvatarAcceptedSerializer, **errors(401, 404, 409, 503)})
+    @extend_schema(request=ReprocessSerializer, responses={202: AvatarAcceptedSerializer, **errors(400, 401, 404, 409, 503)})
     def post(self, request, avatar_id: str):
         data = validated(ReprocessSerializer, request.data)
         avatar = services.reprocess_avatar(avatar_id, apply_blur=data["apply_blur"])

@@ -184,3 +184,32 @@ def test_a_session_whose_avatar_fails_hears_why_and_closes(api_key, no_face_vide
     messages = async_to_sync(scenario)()
     assert messages[-1] == {"type": "websocket.close", "code": 4404}
     assert json.loads(messages[-2]["text"]) == {"type": "ended", "session_id": session_id, "reason": "avatar_failed"}
+
+
+def test_while_it_waits_a_session_shows_a_still_of_the_tutors_ready_avatar(session_id, api_key, face_video, monkeypatch):
+    """The session names the tutor's new avatar, still being prepared: a still of the ready one
+    comes first (a JPEG, like a frame), then the waiting message."""
+    import threading
+
+    tutor = services.get_session(session_id).tutor
+    runner = jobs.backend()
+    real_job, go = runner._job, threading.Event()
+    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+    avatar_services.create_avatar(avatar_id="newer", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    waiting_id = str(services.create_session(tutor_id=tutor.pk, student_id=2, avatar_id="newer").session_id)
+
+    async def scenario():
+        communicator = connect(waiting_id, api_key)
+        assert (await communicator.connect())[0]
+        first = await communicator.receive_output(5)
+        second = await communicator.receive_output(5)
+        await communicator.disconnect()
+        return first, second
+
+    try:
+        still, waiting = async_to_sync(scenario)()
+    finally:
+        go.set()
+    assert still["bytes"][:2] == b"\xff\xd8"
+    assert json.loads(waiting["text"])["type"] == "waiting"

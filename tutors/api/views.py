@@ -48,7 +48,7 @@ class TutorListCreateView(_AcceptsVideos, APIView):
         return Response({"total": total, "tutors": data})
 
     @extend_schema(request={"application/json": CreateTutorSerializer, "multipart/form-data": CreateTutorSerializer},
-                   responses={201: TutorSerializer, **errors(400, 401, 413, 415, 422, 503)})
+                   responses={201: TutorSerializer, **errors(400, 401, 409, 413, 415, 422, 503, 507)})
     def post(self, request):
         data = validated(CreateTutorSerializer, request.data)
         upload = data.pop("avatar_video")
@@ -65,7 +65,7 @@ class TutorDetailView(_AcceptsVideos, APIView):
         return Response(TutorSerializer(services.get_tutor(tutor_id)).data)
 
     @extend_schema(request={"application/json": UpdateTutorSerializer, "multipart/form-data": UpdateTutorSerializer},
-                   responses={200: TutorSerializer, **errors(400, 401, 404, 413, 415, 422, 503)})
+                   responses={200: TutorSerializer, **errors(400, 401, 404, 409, 413, 415, 422, 503, 507)})
     def patch(self, request, tutor_id: int):
         data = validated(UpdateTutorSerializer, request.data)
         upload = data.pop("avatar_video")

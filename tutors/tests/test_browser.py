@@ -123,3 +123,42 @@ def test_staff_watch_a_sessions_stream_in_the_browser(page, server, face_video):
     page.screenshot(path=str(ARTIFACTS / "staff-session-stream.png"), full_page=True)
     call("POST", f"/v1/sessions/{session['session_id']}/end")
     page.wait_for_function("document.getElementById('session-state').textContent === 'ended'", timeout=10_000)
+
+
+def test_staff_search_edit_replace_and_delete_a_tutor(page, server, face_video):
+    """A tutor's whole life on the staff pages: made, found, renamed, its video replaced while the
+    old avatar stays in use, deleted."""
+    new_tutor(page, "Sofia Kovalevskaya", face_video[0])
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    tutor_url = page.url
+    first_avatar = page.inner_text("#tutor-avatar-id")
+    assert first_avatar.startswith("avatar_tutor_")
+
+    page.goto(f"{server.url}/staff/?q=kovalev")
+    assert page.is_visible("text=Sofia Kovalevskaya")
+    page.goto(f"{server.url}/staff/?q=nobody-by-this-name")
+    assert "No tutor matches" in page.inner_text("main")
+
+    page.goto(tutor_url)
+    page.click("#edit")
+    page.fill("#id_name", "Sofia K.")
+    page.click("#save")
+    page.wait_for_url(tutor_url)
+    assert page.inner_text("h1") == "Sofia K."
+
+    page.set_input_files("input[name=video]", str(face_video[0]))
+    page.click("form[action$='/video'] button")
+    page.wait_for_url(tutor_url)
+    # The new video's avatar is followed on the page; the one in use stays until it is ready.
+    assert page.inner_text("#avatar h2").endswith(first_avatar + "_2")
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    page.reload()
+    assert page.inner_text("#tutor-avatar-id") == first_avatar + "_2"
+    page.screenshot(path=str(ARTIFACTS / "staff-tutor-replaced.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete button")
+    page.wait_for_url(f"{server.url}/staff/")
+    assert "were deleted" in page.inner_text("[data-testid=message]")
+    page.goto(f"{server.url}/staff/?q=Sofia")
+    assert "No tutor matches" in page.inner_text("main")

@@ -113,3 +113,70 @@ def test_admin_delete_goes_through_the_service(staff_client, face_video, isolate
     assert not Avatar.objects.exists()
     assert not (isolated_storage / "avatars" / avatar.avatar_id).exists()
     assert Tutor.objects.get().avatar_id is None
+
+
+def test_the_tutor_list_searches_and_pages(staff_client):
+    for number in range(30):
+        Tutor.objects.create(name=f"Tutor {number:02d}", description="physics" if number % 10 == 0 else "maths")
+    first = staff_client.get("/staff/").content.decode()
+    assert "Tutor 29" in first and "Tutor 04" not in first and "Page 1 of 2 (30)" in first
+    second = staff_client.get("/staff/?page=2").content.decode()
+    assert "Tutor 04" in second and "Tutor 29" not in second
+    found = staff_client.get("/staff/?q=physics").content.decode()
+    assert "3 tutors" in found and "Tutor 10" in found and "Tutor 11" not in found
+    assert staff_client.get("/staff/?page=abc").status_code == 200  # a bad page number shows the first
+
+
+def test_edit_a_tutor(staff_client):
+    tutor = Tutor.objects.create(name="Ada", description="Maths")
+    assert staff_client.get(f"/staff/tutors/{tutor.pk}/edit").status_code == 200
+    response = staff_client.post(f"/staff/tutors/{tutor.pk}/edit", {"name": "Ada Lovelace", "description": "Poetry"})
+    assert response.status_code == 302
+    tutor.refresh_from_db()
+    assert (tutor.name, tutor.description) == ("Ada Lovelace", "Poetry")
+    refused = staff_client.post(f"/staff/tutors/{tutor.pk}/edit", {"name": "", "description": "x"})
+    assert refused.status_code == 400 and "This field is required" in refused.content.decode()
+
+
+def test_delete_a_tutor_shown_in_a_session_needs_the_force_box(staff_client, face_video):
+    from sessions_app import services as session_services
+    from sessions_app.models import SessionState, TutoringSession
+
+    staff_client.post("/staff/tutors/new", {"name": "Di", "video": video_upload(face_video[0])})
+    tutor = Tutor.objects.get()
+    assert jobs.backend().wait_idle(60)
+    session = session_services.create_session(tutor_id=tutor.pk, student_id=1)
+    page = staff_client.post(f"/staff/tutors/{tutor.pk}/delete", follow=True).content.decode()
+    assert "avatar_in_use" in page and 'name="force"' in page
+    assert Tutor.objects.filter(pk=tutor.pk).exists()
+    response = staff_client.post(f"/staff/tutors/{tutor.pk}/delete", {"force": "true"})
+    assert response.status_code == 302 and response["Location"] == "/staff/"
+    assert not Tutor.objects.exists() and not Avatar.objects.exists()
+    assert TutoringSession.objects.filter(pk=session.pk, state=SessionState.ENDED).exists() is False  # gone with the tutor
+
+
+def test_sessions_page_pages_and_ends_a_session(staff_client, face_video):
+    from sessions_app import services as session_services
+    from sessions_app.models import SessionState, TutoringSession
+
+    staff_client.post("/staff/tutors/new", {"name": "Di", "video": video_upload(face_video[0])})
+    tutor = Tutor.objects.get()
+    assert jobs.backend().wait_idle(60)
+    sessions = [session_services.create_session(tutor_id=tutor.pk, student_id=n) for n in range(3)]
+    page = staff_client.get("/staff/sessions/").content.decode()
+    assert page.count('data-testid="end-session"') == 3
+    response = staff_client.post(f"/staff/sessions/{sessions[0].session_id}/end")
+    assert response.status_code == 302
+    ended = TutoringSession.objects.get(pk=sessions[0].pk)
+    assert ended.state == SessionState.ENDED and ended.end_reason == "ended_by_staff"
+    assert staff_client.get("/staff/sessions/?page=9").status_code == 200
+
+
+def test_logout_and_the_home_page(staff_client):
+    home = Client().get("/").content.decode()
+    assert 'href="/staff/"' in home and 'href="/api/docs/"' in home and 'href="/docs/api.md"' in home
+    contract = Client().get("/docs/api.md")
+    assert contract.status_code == 200 and contract["Content-Type"].startswith("text/markdown")
+    assert "/v1/tutors" in contract.content.decode()
+    assert staff_client.post("/staff/logout").status_code == 302
+    assert staff_client.get("/staff/").status_code == 302  # logged out: back to the login

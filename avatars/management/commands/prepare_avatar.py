@@ -26,18 +26,27 @@ class ProgressBar:
         self.stream = stream
         self.width = width
         self.interactive = stream.isatty()
-        self.started = time.monotonic()
         self._last_line = ""
         self._last_print = 0.0
+        self.frames_started: tuple[float, int] | None = None
+        self.rate: float | None = None
 
     def show(self, avatar: Avatar, final: bool = False) -> None:
         done, total = avatar.frames_done, avatar.frames_total
-        elapsed = max(1e-6, time.monotonic() - self.started)
-        rate = done / elapsed if avatar.stage == "frames" else 0.0
-        eta = f"ETA {((total - done) / rate):4.0f} s" if rate > 0 and total > done else ""
+        now = time.monotonic()
+        if avatar.stage == "frames":
+            if self.frames_started is None:
+                self.frames_started = (now, done)
+            # The rate over the frames stage alone, kept once it is over (not 0.0 at the end).
+            seconds = now - self.frames_started[0]
+            if seconds > 0.5:
+                self.rate = (done - self.frames_started[1]) / seconds
+        rate = self.rate
+        eta = f"ETA {((total - done) / rate):4.0f} s" if avatar.stage == "frames" and rate and total > done else ""
         filled = int(self.width * avatar.progress / 100)
+        speed = f"{rate:5.1f} fps" if rate else ""
         line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {avatar.progress:5.1f}%  "
-                f"{avatar.stage or avatar.state:<8}  frames {done}/{total}  {rate:5.1f} fps  {eta}")
+                f"{avatar.stage or avatar.state:<8}  frames {done}/{total}  {speed}  {eta}").rstrip()
         if self.interactive:
             self.stream.write("\r" + line.ljust(len(self._last_line)))
             self.stream.flush()
