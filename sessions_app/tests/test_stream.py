@@ -213,3 +213,35 @@ def test_while_it_waits_a_session_shows_a_still_of_the_tutors_ready_avatar(sessi
         go.set()
     assert still["bytes"][:2] == b"\xff\xd8"
     assert json.loads(waiting["text"])["type"] == "waiting"
+
+
+def test_a_stream_switches_to_the_tutors_new_avatar_without_stopping(session_id, api_key, face_video):
+    """A new video for the tutor: the stream goes on with the old frames while the new avatar is
+    prepared, then sends a new header and the new avatar's frames; it never closes."""
+    tutor = services.get_session(session_id).tutor
+    old_avatar = tutor.avatar_id
+
+    async def scenario():
+        communicator = connect(session_id, api_key)
+        header, frames, _ = await watch(communicator, 0.3)
+        await sync_to_async(avatar_services.create_avatar)(
+            avatar_id="replacement", local_path=face_video[0], original_name="v.mp4", source=AvatarSource.UPLOAD,
+            tutor_id=tutor.pk)
+        frames_before_switch = 0
+        while True:
+            message = await communicator.receive_output(60)
+            assert message["type"] == "websocket.send", message
+            if "text" in message:
+                new_header = json.loads(message["text"])
+                break
+            frames_before_switch += 1
+        after = await communicator.receive_output(5)
+        await communicator.disconnect()
+        return header, frames_before_switch, new_header, after
+
+    header, frames_before_switch, new_header, after = async_to_sync(scenario)()
+    assert header["avatar_id"] == old_avatar
+    assert frames_before_switch > 5  # the old frames kept coming while the new avatar was prepared
+    assert new_header["type"] == "session" and new_header["avatar_id"] == "replacement"
+    assert after["bytes"][:2] == b"\xff\xd8"
+    assert services.get_session(session_id).state == "active"
