@@ -21,6 +21,29 @@ def isolated_storage(settings, tmp_path: Path):
     yield tmp_path
 
 
+@pytest.fixture
+def gate_jobs(monkeypatch):
+    """Hold every job of the thread pool at its start until the yielded event is set (so a socket
+    can connect, or a replacement be looked at, first); then it runs for real. A job stopped
+    while held goes on to see its stop at once."""
+    import threading
+
+    from avatars import jobs
+
+    runner = jobs.backend()
+    real_job = runner._job
+    go = threading.Event()
+
+    def gated(avatar_id, stop):
+        while not go.wait(0.01) and not stop.is_set():
+            pass
+        real_job(avatar_id, stop)
+
+    monkeypatch.setattr(runner, "_job", gated)
+    yield go
+    go.set()  # let held jobs finish before the test's teardown waits for them
+
+
 @pytest.fixture(autouse=True)
 def jobs_finish_before_teardown():
     """A job still running when a test ends would write into the next test's database."""

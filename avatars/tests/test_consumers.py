@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -13,22 +12,6 @@ from avatars.models import AvatarSource
 from tutorplatform.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def gate_jobs(monkeypatch):
-    """Hold every job until the yielded event is set (so a socket can connect first)."""
-    runner = jobs.backend()
-    real_job = runner._job
-    go = threading.Event()
-
-    def gated(avatar_id, cancel):
-        go.wait(30)
-        real_job(avatar_id, cancel)
-
-    monkeypatch.setattr(runner, "_job", gated)
-    yield go
-    go.set()  # let held jobs finish before the test's teardown waits for them
 
 
 def create(video, avatar_id: str = "ws1"):

@@ -121,17 +121,8 @@ def test_deleting_an_avatar_in_use_is_409_unless_forced(client_with_key, ready_t
 # --- sessions that wait for their avatar (the seed's client opens one right after its upload) -------
 
 
-def test_a_session_for_an_avatar_still_being_prepared_waits_then_becomes_active(client_with_key, face_video, monkeypatch):
-    import threading
-
-    runner = jobs.backend()
-    real_job, go = runner._job, threading.Event()
-
-    def held(avatar_id, stop):
-        go.wait(30)
-        return real_job(avatar_id, stop)
-
-    monkeypatch.setattr(runner, "_job", held)
+def test_a_session_for_an_avatar_still_being_prepared_waits_then_becomes_active(client_with_key, face_video, gate_jobs):
+    runner, go = jobs.backend(), gate_jobs
     tutor = Tutor.objects.create(name="Ada")
     avatar_services.create_avatar(avatar_id="coming", local_path=face_video[0], original_name="v.mp4",
                                   source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
@@ -148,12 +139,8 @@ def test_a_session_for_an_avatar_still_being_prepared_waits_then_becomes_active(
     assert client_with_key.get(f"/v1/sessions?state=active").json()["total"] == 2
 
 
-def test_a_waiting_session_ends_with_a_reason_when_its_avatar_fails(client_with_key, no_face_video, monkeypatch):
-    import threading
-
-    runner = jobs.backend()
-    real_job, go = runner._job, threading.Event()
-    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+def test_a_waiting_session_ends_with_a_reason_when_its_avatar_fails(client_with_key, no_face_video, gate_jobs):
+    runner, go = jobs.backend(), gate_jobs
     tutor = Tutor.objects.create(name="Ada")
     avatar_services.create_avatar(avatar_id="faceless", local_path=no_face_video, original_name="v.mp4",
                                   source=AvatarSource.UPLOAD, tutor_id=tutor.pk)

@@ -128,12 +128,8 @@ def test_frame_cache_stays_within_its_budget():
     assert cache.get(("a", "v", 9)) is not None and cache.get(("a", "v", 0)) is None
 
 
-def test_a_waiting_session_says_so_then_streams_once_its_avatar_is_ready(api_key, face_video, monkeypatch):
-    import threading
-
-    runner = jobs.backend()
-    real_job, go = runner._job, threading.Event()
-    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+def test_a_waiting_session_says_so_then_streams_once_its_avatar_is_ready(api_key, face_video, gate_jobs):
+    go = gate_jobs
     tutor = Tutor.objects.create(name="Ada")
     avatar_services.create_avatar(avatar_id="coming", local_path=face_video[0], original_name="v.mp4",
                                   source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
@@ -159,12 +155,8 @@ def test_a_waiting_session_says_so_then_streams_once_its_avatar_is_ready(api_key
     assert frame["bytes"][:2] == b"\xff\xd8"
 
 
-def test_a_session_whose_avatar_fails_hears_why_and_closes(api_key, no_face_video, monkeypatch):
-    import threading
-
-    runner = jobs.backend()
-    real_job, go = runner._job, threading.Event()
-    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+def test_a_session_whose_avatar_fails_hears_why_and_closes(api_key, no_face_video, gate_jobs):
+    go = gate_jobs
     tutor = Tutor.objects.create(name="Ada")
     avatar_services.create_avatar(avatar_id="faceless", local_path=no_face_video, original_name="v.mp4",
                                   source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
@@ -186,15 +178,11 @@ def test_a_session_whose_avatar_fails_hears_why_and_closes(api_key, no_face_vide
     assert json.loads(messages[-2]["text"]) == {"type": "ended", "session_id": session_id, "reason": "avatar_failed"}
 
 
-def test_while_it_waits_a_session_shows_a_still_of_the_tutors_ready_avatar(session_id, api_key, face_video, monkeypatch):
+def test_while_it_waits_a_session_shows_a_still_of_the_tutors_ready_avatar(session_id, api_key, face_video, gate_jobs):
     """The session names the tutor's new avatar, still being prepared: a still of the ready one
     comes first (a JPEG, like a frame), then the waiting message."""
-    import threading
-
     tutor = services.get_session(session_id).tutor
-    runner = jobs.backend()
-    real_job, go = runner._job, threading.Event()
-    monkeypatch.setattr(runner, "_job", lambda avatar_id, stop: (go.wait(30), real_job(avatar_id, stop)))
+    go = gate_jobs
     avatar_services.create_avatar(avatar_id="newer", local_path=face_video[0], original_name="v.mp4",
                                   source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
     waiting_id = str(services.create_session(tutor_id=tutor.pk, student_id=2, avatar_id="newer").session_id)

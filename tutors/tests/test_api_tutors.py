@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -46,28 +45,6 @@ def ready_tutor(client, video: Path, name: str = "Ada") -> dict:
     body = client.get(f"/v1/tutors/{response.json()['id']}").json()
     assert body["avatar_id"] == f"avatar_tutor_{body['id']}" and body["avatar"]["state"] == "ready", body
     return body
-
-
-class HeldJobs:
-    """Jobs wait at the start until released (to look at a tutor while its new video is pending)."""
-
-    def __init__(self, runner) -> None:
-        self.runner, self.real = runner, runner._job
-        self.go = threading.Event()
-
-    def __call__(self, avatar_id, stop):
-        while not self.go.wait(0.01):
-            if stop.is_set():
-                return self.real(avatar_id, stop)
-        return self.real(avatar_id, stop)
-
-
-@pytest.fixture
-def held_jobs(monkeypatch):
-    held = HeldJobs(jobs.backend())
-    monkeypatch.setattr(held.runner, "_job", held)
-    yield held
-    held.go.set()
 
 
 # --- create, read, list --------------------------------------------------------------------------
@@ -151,13 +128,13 @@ def test_a_refused_video_refuses_the_whole_request_and_leaves_no_tutor(client_wi
 
 
 def test_a_replacement_keeps_the_tutor_and_its_sessions_on_the_old_avatar_until_the_new_one_is_ready(
-        client_with_key, face_video, isolated_storage, held_jobs):
-    held_jobs.go.set()
+        client_with_key, face_video, isolated_storage, gate_jobs):
+    gate_jobs.set()
     tutor = ready_tutor(client_with_key, face_video[0])
     old = tutor["avatar_id"]
     session = client_with_key.post("/v1/sessions", {"tutor_id": tutor["id"], "student_id": 7}, format="json").json()
     assert session["avatar_id"] == old and session["state"] == "active"
-    held_jobs.go.clear()
+    gate_jobs.clear()
 
     response = client_with_key.patch(f"/v1/tutors/{tutor['id']}", {"avatar_video": video_file(face_video[0])},
                                      format="multipart")
@@ -171,7 +148,7 @@ def test_a_replacement_keeps_the_tutor_and_its_sessions_on_the_old_avatar_until_
     assert another.status_code == 201 and another.json()["avatar_id"] == old
     assert client_with_key.get(f"/v1/sessions/{session['session_id']}").json()["state"] == "active"
 
-    held_jobs.go.set()
+    gate_jobs.set()
     assert jobs.backend().wait_idle(60)
     switched = client_with_key.get(f"/v1/tutors/{tutor['id']}").json()
     assert switched["avatar_id"] == new and switched["pending_avatar"] is None
@@ -230,12 +207,12 @@ def test_deleting_a_tutor_shown_in_a_session_is_409_unless_forced(client_with_ke
 
 
 def test_deleting_a_tutor_mid_job_stops_the_job_and_keeps_nothing(client_with_key, face_video, isolated_storage,
-                                                                   held_jobs):
+                                                                   gate_jobs):
     response = create(client_with_key, "Ada", face_video[0])
     started = time.monotonic()
     assert client_with_key.delete(f"/v1/tutors/{response.json()['id']}").status_code == 200
     assert time.monotonic() - started < 2
-    held_jobs.go.set()
+    gate_jobs.set()
     assert jobs.backend().wait_idle(30)
     assert Tutor.objects.count() == 0 and Avatar.objects.count() == 0
     assert files_under(isolated_storage / "media") == [] and files_under(isolated_storage / "avatars") == []
