@@ -1,10 +1,12 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from avatars import services, storage
+from avatars import services, storage, usage
 from avatars.models import ApiKey, Avatar, AvatarState
 from common.errors import ServiceError
 
@@ -38,12 +40,26 @@ class AvatarAdmin(admin.ModelAdmin):
             return "-"
         return format_html('<img src="{}" style="max-width:320px">', reverse("avatar-preview", args=[avatar.avatar_id]))
 
+    def delete_view(self, request, object_id, extra_context=None):
+        # Refuse before Django's confirmation is accepted: an avatar shown in a session stays
+        # (the API's DELETE says the same, 409 avatar_in_use).
+        if request.method == "POST":
+            avatar = self.get_object(request, unquote(object_id))
+            if avatar is not None and usage.in_use(avatar.avatar_id):
+                self.message_user(request, f"{avatar.avatar_id} is shown in an active session; end the session "
+                                           "first (or delete it through the API with ?force=true).", messages.ERROR)
+                return redirect(reverse("admin:avatars_avatar_change", args=[avatar.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
     def delete_model(self, request, avatar: Avatar) -> None:
         services.delete_avatar(avatar.avatar_id)
 
     def delete_queryset(self, request, queryset) -> None:
         for avatar_id in list(queryset.values_list("avatar_id", flat=True)):
-            services.delete_avatar(avatar_id)
+            try:
+                services.delete_avatar(avatar_id)
+            except ServiceError as exc:
+                self.message_user(request, f"{avatar_id} was kept: {exc.message}", messages.ERROR)
 
     @admin.action(description="Reprocess the selected avatars")
     def reprocess_selected(self, request, queryset) -> None:

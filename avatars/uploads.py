@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.uploadhandler import FileUploadHandler
+from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
 
 from avatars.errors import FileTooLarge
 
@@ -46,6 +46,22 @@ class SizeLimitUploadHandler(FileUploadHandler):
             partial = getattr(handler, "file", None)
             if handler is not self and partial is not None:
                 partial.close()
+
+
+MAX_CLIENT_NAME = 120
+MAX_EXTENSION = 16
+
+
+def short_file_name(name: str) -> str:
+    """A client's file name cut to what a filesystem takes: a stem of up to 120 characters and an
+    extension of up to 16."""
+    stem, extension = os.path.splitext(os.path.basename(name or ""))
+    return stem[:MAX_CLIENT_NAME] + extension[:MAX_EXTENSION]
+
+
+class ShortNameTemporaryFileUploadHandler(TemporaryFileUploadHandler):
+    def new_file(self, field_name, file_name, *args, **kwargs):
+        super().new_file(field_name, short_file_name(file_name), *args, **kwargs)
 
 
 @contextmanager

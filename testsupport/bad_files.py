@@ -59,3 +59,25 @@ def make_bad_files(folder: Path) -> dict[str, Path]:
     struct.pack_into("<I", data, strh + 8 + 32, 2_000_000_000)  # strh dwLength
     put("forged_frame_count.avi", bytes(data))
     return files
+
+
+def streamed_mkv(path: Path, width: int = 640, height: int = 360, frames: int = 50, fps: float = 25.0) -> Path:
+    """An MKV as a live recorder streams it: no duration in its header and no index (cues) at the
+    end, so nothing says how many frames it has (OpenCV reads the count as a huge negative number)."""
+    import numpy as np
+
+    photo = cv2.resize(astronaut_bgr(), (height, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for index in range(frames):
+        frame = np.full((height, width, 3), 90, np.uint8)
+        left = (index * 3) % max(1, width - height)
+        frame[:, left:left + height] = photo
+        writer.write(frame)
+    writer.release()
+    data = bytearray(path.read_bytes())
+    duration = data.find(bytes.fromhex("4489"))  # Segment Info's Duration: id, size, float payload
+    length = 3 + (data[duration + 2] & 0x7F)
+    data[duration:duration + length] = bytes([0xEC, 0x80 | (length - 2)]) + bytes(length - 2)  # a Void element
+    cues = data.rfind(bytes.fromhex("1C53BB6B"))
+    path.write_bytes(bytes(data[:cues]))
+    return path

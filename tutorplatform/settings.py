@@ -205,6 +205,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Django spools the body with this as the limit, and 0 means "never roll over to disk".)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    # Django's, with the client's file name shortened first: a 300-character extension would
+    # otherwise become the temporary file's name and fail the request with a 500.
+    "avatars.uploads.ShortNameTemporaryFileUploadHandler",
+]
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 # How WebSocket access finds an API key (common/socket_auth.py): key -> the key's row, or None.
@@ -218,6 +224,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["avatars.permissions.IsApiClient"],
     "EXCEPTION_HANDLER": "common.api_errors.contract_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from django.db import transaction
 from django.db.models import Q
 
 from avatars import services as avatar_services
@@ -66,15 +65,19 @@ def create_tutor(*, name: str, description: str = "", video: Path | None = None,
     name = _clean_name(name)
     if video is not None:
         avatar_services.probe_video(video)  # refuse a bad file before anything is written
-    with transaction.atomic():
-        tutor = Tutor.objects.create(name=name, description=description or "")
-        avatar = None
-        if video is not None:
+    tutor = Tutor.objects.create(name=name, description=description or "")
+    avatar = None
+    if video is not None:
+        # Not in one transaction with the tutor: the avatar's service copies the video outside
+        # any (a long copy must not hold the database's write lock); a refusal removes the tutor.
+        try:
             avatar = avatar_services.create_avatar_from_upload(
                 avatar_id=avatar_services.avatar_id_for_tutor(tutor), local_path=video,
                 original_name=video_name, apply_blur=apply_blur, tutor_id=tutor.pk,
             )
-    if avatar is not None:
+        except BaseException:
+            Tutor.objects.filter(pk=tutor.pk).delete()
+            raise
         tutor.refresh_from_db()
     logger.info("tutor %s: created%s", tutor.pk, f" with avatar {avatar.avatar_id}" if avatar else "")
     return tutor, avatar

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from avatars import storage
 from avatars.models import Avatar, AvatarState
 from avatars.services import AVATAR_ID_PATTERN, MAX_WAIT_S
+from common.api_input import MAX_DB_INT, MAX_OFFSET
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -40,14 +41,14 @@ class CreateFromPathSerializer(serializers.Serializer):
     avatar_id = avatar_id_field
     video_path = serializers.CharField(max_length=4096, trim_whitespace=False)
     apply_blur = StrictBooleanField(required=False, default=False)
-    tutor_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, default=None)
+    tutor_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DB_INT, default=None)
 
 
 class CreateFromUploadSerializer(serializers.Serializer):
     avatar_id = avatar_id_field
     video_file = serializers.FileField(allow_empty_file=True)
     apply_blur = StrictBooleanField(required=False, default=False)
-    tutor_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, default=None)
+    tutor_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DB_INT, default=None)
 
 
 class WaitQuerySerializer(serializers.Serializer):
@@ -56,9 +57,9 @@ class WaitQuerySerializer(serializers.Serializer):
 
 class AvatarListQuerySerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=AvatarState.values, required=False)
-    tutor_id = serializers.IntegerField(required=False, min_value=1)
+    tutor_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
 
 
 class DeleteQuerySerializer(serializers.Serializer):

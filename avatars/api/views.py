@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponse
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,6 +25,7 @@ from avatars.api.serializers import (
 from avatars.models import AvatarState
 from avatars.uploads import SizeLimitUploadHandler, local_copy, too_large
 from common.api_input import validated
+from common.parsers import JSONParser
 from common.errors import NotFound
 
 

@@ -35,7 +35,9 @@ from avatars.pipeline.video import (
     FramePool,
     VideoInfo,
     VideoLimits,
+    check_decoded_budget,
     check_decoded_duration,
+    decoded_frame_limit,
     iter_frames,
     open_capture,
     probe,
@@ -240,7 +242,7 @@ class _Run:
 
         full_every = max(options.detect_every, round(options.full_search_s * info.fps))
         last_expected = info.frame_count - 1  # searching there avoids holding a stale box at the end
-        max_frames = int(options.limits.max_duration_s * info.fps) + 1
+        max_frames = decoded_frame_limit(info.width, info.height, info.fps, options.limits)
         step = _progress_step(info.frame_count)
         counts = verdicts.FaceCounts(attempts=first_index + 1)
         counts.count_full_search(first_faces[0], first_faces)
@@ -269,7 +271,7 @@ class _Run:
                 if self.is_cancelled():
                     raise PipelineCancelled()
                 if index + 1 > max_frames:
-                    check_decoded_duration(index + 1, info.fps, options.limits)
+                    check_decoded_budget(index + 1, info.width, info.height, info.fps, options.limits)
                 candidates, full = None, False
                 if index > first_index:
                     near = tracker.last_face  # None once the track is stale

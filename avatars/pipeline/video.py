@@ -109,7 +109,9 @@ def probe(path: str | os.PathLike, limits: VideoLimits) -> VideoInfo:
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        # A stream without an index (a live-recorded MKV, say) has no count: OpenCV reads it as a
+        # huge negative number. Unknown is 0; the decoded frames are counted against the limits.
+        frame_count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         codec = _fourcc_name(capture.get(cv2.CAP_PROP_FOURCC))
         # The header's size is checked before decoding: a forged header must not make us allocate.
         if width <= 0 or height <= 0:
@@ -133,13 +135,7 @@ def probe(path: str | os.PathLike, limits: VideoLimits) -> VideoInfo:
         duration_s = frame_count / fps if frame_count > 0 else 0.0
         if frame_count > 0:
             _check_duration(duration_s, limits)
-            if width * height * frame_count > limits.max_total_pixels:
-                raise PipelineError(
-                    "video_too_large",
-                    f"The video has {frame_count} frames of {width}x{height}, more than this server prepares "
-                    "(setting AVATAR_MAX_TOTAL_PIXELS). Trim it or lower its resolution.",
-                    {"width": width, "height": height, "frame_count": frame_count},
-                )
+            _check_pixels(width, height, frame_count, limits)
         ok, frame = capture.read()
         if not ok or frame is None:
             raise PipelineError(
@@ -171,11 +167,33 @@ def _check_duration(duration_s: float, limits: VideoLimits) -> None:
         )
 
 
+def _check_pixels(width: int, height: int, frame_count: int, limits: VideoLimits) -> None:
+    if width * height * frame_count > limits.max_total_pixels:
+        raise PipelineError(
+            "video_too_large",
+            f"The video has {frame_count} or more frames of {width}x{height}, more than this server prepares "
+            "(setting AVATAR_MAX_TOTAL_PIXELS). Trim it or lower its resolution.",
+            {"width": width, "height": height, "frame_count": frame_count},
+        )
+
+
 def check_decoded_duration(frame_count: int, fps: float, limits: VideoLimits) -> None:
     """The same duration rules, applied to the frames actually decoded (headers can lie)."""
     if frame_count == 0:
         raise PipelineError("unreadable_video", "No frame of the video can be decoded.")
     _check_duration(frame_count / fps, limits)
+
+
+def decoded_frame_limit(width: int, height: int, fps: float, limits: VideoLimits) -> int:
+    """The most frames a video of this size and rate may decode: past the duration or the pixel
+    budget, whatever its header said."""
+    return min(int(limits.max_duration_s * fps) + 1, max(1, limits.max_total_pixels // max(1, width * height)))
+
+
+def check_decoded_budget(frame_count: int, width: int, height: int, fps: float, limits: VideoLimits) -> None:
+    """The duration and pixel rules, applied to the frames decoded so far."""
+    check_decoded_duration(frame_count, fps, limits)
+    _check_pixels(width, height, frame_count, limits)
 
 
 class FramePool:

@@ -58,3 +58,19 @@ def test_sniff_recognises_common_containers():
     assert sniff_container(b"RIFF\x00\x00\x00\x00AVI LIST") == "avi"
     assert sniff_container(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8) is None
     assert sniff_container(b"%PDF-1.7") is None
+
+
+def test_a_streamed_mkv_without_a_count_is_held_to_the_pixel_budget_by_what_it_decodes(tmp_path):
+    """Its header gives no frame count (OpenCV reads a huge negative number): the count is
+    unknown (0), never negative, and the frames decoded are counted against the budget."""
+    from avatars.pipeline import PipelineError, PrepareOptions, VideoLimits, prepare, probe
+    from testsupport.bad_files import streamed_mkv
+
+    video = streamed_mkv(tmp_path / "live.mkv", frames=60)
+    info = probe(video, VideoLimits())
+    assert info.frame_count == 0 and info.container == "matroska"
+    budget = VideoLimits(max_total_pixels=640 * 360 * 40)  # 40 frames' worth: the clip has 60
+    with pytest.raises(PipelineError) as refused:
+        prepare(video, tmp_path / "out", PrepareOptions(limits=budget))
+    assert refused.value.code == "video_too_large"
+    assert refused.value.details["frame_count"] == 41

@@ -5,13 +5,14 @@ from rest_framework import serializers
 
 from avatars.models import Avatar
 from avatars.services import AVATAR_ID_PATTERN
+from common.api_input import MAX_DB_INT, MAX_OFFSET
 from sessions_app.models import SessionState
 from sessions_app.services import shown_state
 
 
 class CreateSessionSerializer(serializers.Serializer):
-    tutor_id = serializers.IntegerField(min_value=1)
-    student_id = serializers.IntegerField(min_value=0)
+    tutor_id = serializers.IntegerField(min_value=1, max_value=MAX_DB_INT)
+    student_id = serializers.IntegerField(min_value=0, max_value=MAX_DB_INT)
     avatar_id = serializers.RegexField(
         AVATAR_ID_PATTERN, max_length=64, required=False, allow_null=True, default=None,
         error_messages={"invalid": "Must be 1 to 64 letters, digits, '_' or '-', starting with a letter or digit."},
@@ -20,10 +21,10 @@ class CreateSessionSerializer(serializers.Serializer):
 
 class SessionListQuerySerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=SessionState.values, required=False)
-    tutor_id = serializers.IntegerField(required=False, min_value=1)
-    student_id = serializers.IntegerField(required=False, min_value=0)
+    tutor_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
+    student_id = serializers.IntegerField(required=False, min_value=0, max_value=MAX_DB_INT)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
 
 
 class SessionSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from avatars.api.serializers import StrictBooleanField
 from avatars.models import Avatar
+from common.api_input import MAX_OFFSET
 from tutors.models import Tutor
 from tutors.services import MAX_NAME
 
@@ -14,7 +15,7 @@ from tutors.services import MAX_NAME
 class TutorListQuerySerializer(serializers.Serializer):
     search = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
 
 
 class CreateTutorSerializer(serializers.Serializer):

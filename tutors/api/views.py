@@ -5,13 +5,14 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from avatars.api.serializers import DeleteQuerySerializer
 from avatars.uploads import SizeLimitUploadHandler, local_copy
 from common.api_input import validated
+from common.parsers import JSONParser
 from common.api_schema import errors, extend_schema
 from tutors import services
 from tutors.api.serializers import (
