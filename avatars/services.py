@@ -196,7 +196,7 @@ def wait_for_avatar(avatar: Avatar, timeout_s: float) -> Avatar:
         time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
         fresh = Avatar.objects.select_related("tutor").filter(pk=avatar.pk).first()
         if fresh is None:
-            break
+            raise NotFound(f"Avatar '{avatar.avatar_id}' was deleted while the request waited for it.")
         avatar = fresh
     return avatar
 

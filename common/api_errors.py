@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -75,6 +82,18 @@ def _as_contract(exc: Exception) -> tuple[str, str, dict] | None:
         return "invalid_request", f"{exc.detail} Send JSON, or multipart form data to /v1/avatars/upload.", {}
     if isinstance(exc, exceptions.Throttled):
         return "throttled", str(exc.detail), {}
+    if isinstance(exc, RequestDataTooBig):
+        return ("file_too_large", "The request's fields are larger than this server reads "
+                f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024} KB); send a video as a file upload.",
+                {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+    if isinstance(exc, TooManyFieldsSent):
+        return ("invalid_request", f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields.",
+                {"max_fields": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS})
+    if isinstance(exc, TooManyFilesSent):
+        return ("invalid_request", f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files; "
+                "send one video.", {"max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES})
+    if isinstance(exc, SuspiciousOperation):
+        return "invalid_request", "The request was refused as malformed.", {}
     return None
 
 
@@ -97,6 +116,13 @@ def contract_exception_handler(exc: Exception, context: dict) -> Response | None
     status_code = STATUS_BY_CODE.get(code, getattr(exc, "status_code", status.HTTP_400_BAD_REQUEST))
     set_rollback()
     return Response(error_body(code, message, details), status=status_code, headers=headers)
+
+
+def contract_error_for(exc: Exception) -> JsonResponse | None:
+    """The contract's error answer for an exception Django itself handles (outside DRF's views),
+    or None when it is not one the contract names."""
+    mapped = _as_contract(exc)
+    return json_error_response(*mapped) if mapped else None
 
 
 def json_error_response(code: str, message: str, details: dict | None = None) -> JsonResponse:

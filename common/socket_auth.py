@@ -20,25 +20,50 @@ CLOSE_NOT_FOUND = 4404
 
 
 def _origin_allowed(scope) -> bool:
-    """A browser's session cookie rides along on cross-site sockets too: accept it only from our own pages."""
+    """A browser's session cookie rides along on cross-site sockets too: accept it only from our
+    own pages, the exact origin (scheme, host and port) the socket was opened to, or one of
+    CSRF_TRUSTED_ORIGINS (the proxy's public origin, when it rewrites the Host)."""
     headers = dict(scope.get("headers", []))
     origin = headers.get(b"origin")
     if origin is None:
         return True  # not a browser
-    host = origin.decode("latin-1").split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-    return validate_host(host, settings.ALLOWED_HOSTS)
+    origin = origin.decode("latin-1").rstrip("/").lower()
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    if host and validate_host(host.rsplit(":", 1)[0] if not host.endswith("]") else host, settings.ALLOWED_HOSTS):
+        if origin == f"{scheme}://{host}":
+            return True
+    return origin in {trusted.rstrip("/").lower() for trusted in settings.CSRF_TRUSTED_ORIGINS}
 
 
 async def socket_allowed(scope) -> bool:
     user = scope.get("user")
     if user is not None and user.is_authenticated and user.is_staff and _origin_allowed(scope):
         return True
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    key = (query.get("api_key") or [None])[0]
+    key = _query_key(scope)
     if not key:
         return False
-    lookup = import_string(settings.API_KEY_LOOKUP)
-    return await database_sync_to_async(lookup)(key) is not None
+    return await database_sync_to_async(key_is_active)(key)
+
+
+def _query_key(scope) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return (query.get("api_key") or [None])[0]
+
+
+def key_is_active(key: str) -> bool:
+    return import_string(settings.API_KEY_LOOKUP)(key) is not None
+
+
+def still_allowed(scope) -> bool:
+    """For long-lived sockets, asked again from time to time (synchronous: call it from a
+    database thread): a socket opened with an API key that has since been revoked is no longer
+    allowed. A staff browser's socket keeps the answer it got."""
+    user = scope.get("user")
+    if user is not None and user.is_authenticated and user.is_staff and _origin_allowed(scope):
+        return True
+    key = _query_key(scope)
+    return bool(key) and key_is_active(key)
 
 
 class SocketAccessMiddleware:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from avatars import storage
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.channels import remember_server_loop
-from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse
+from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse, still_allowed
 from sessions_app import services
 from sessions_app.frames import AvatarFrames, frames_version, jpeg_frame, ping_pong
 from sessions_app.models import SessionState
@@ -25,6 +27,35 @@ logger = logging.getLogger(__name__)
 TOUCH_EVERY_S = 30.0
 CHECK_EVERY_S = 5.0
 WAIT_LOOK_EVERY_S = 1.0  # while waiting for the avatar: how often its state is read again
+CLOSE_TOO_MANY_VIEWERS = 4429
+
+
+class Viewers:
+    """Streams open per session in this process, at most SESSION_MAX_VIEWERS each: every viewer
+    costs the server a paced stream of frames."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def join(self, session_id: str) -> bool:
+        with self._lock:
+            count = self._counts.get(session_id, 0)
+            if count >= settings.SESSION_MAX_VIEWERS:
+                return False
+            self._counts[session_id] = count + 1
+            return True
+
+    def leave(self, session_id: str) -> None:
+        with self._lock:
+            left = self._counts.get(session_id, 1) - 1
+            if left > 0:
+                self._counts[session_id] = left
+            else:
+                self._counts.pop(session_id, None)
+
+
+viewers = Viewers()
 
 
 class SessionStreamConsumer(AsyncWebsocketConsumer):
@@ -38,6 +69,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     (also at once for an unknown or ended session)."""
 
     streamer: asyncio.Task | None = None
+    viewing = False
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
@@ -46,16 +78,27 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             return
         remember_server_loop(asyncio.get_running_loop())
         self.woken = asyncio.Event()
-        look = await self._look(touch=True)
-        await self.accept()
-        if look is None or look.ended_reason is not None:
-            await self.close(code=CLOSE_NOT_FOUND)
+        try:
+            look = await self._look(touch=True)
+        except KeyRevoked:
+            await refuse(self, CLOSE_NOT_AUTHENTICATED)
             return
+        if look is None or look.ended_reason is not None:
+            await refuse(self, CLOSE_NOT_FOUND)
+            return
+        if not viewers.join(self.session_id):
+            await refuse(self, CLOSE_TOO_MANY_VIEWERS)
+            return
+        self.viewing = True
+        await self.accept()
         self.group = services.group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.streamer = asyncio.create_task(self._run(look))
 
     async def disconnect(self, code) -> None:
+        if self.viewing:
+            self.viewing = False
+            viewers.leave(self.session_id)
         if self.streamer is not None:
             self.streamer.cancel()
         if hasattr(self, "group"):
@@ -85,6 +128,9 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                     look = await self._stream(await database_sync_to_async(AvatarFrames.of)(look.ready))
         except asyncio.CancelledError:
             raise
+        except KeyRevoked:
+            logger.info("stream of session %s closed: its API key was revoked", self.session_id)
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
         except Exception:
             logger.exception("stream of session %s failed", self.session_id)
             await self.close(code=1011)
@@ -154,6 +200,8 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     def _look(self, touch: bool) -> "Look | None":
         """The session as it stands: None when unknown; its end; its avatar when ready; else what
         it waits for. Ends the session when its avatar will never be ready."""
+        if not still_allowed(self.scope):
+            raise KeyRevoked()
         session = services.session_or_none(self.session_id)
         if session is None:
             return None
@@ -177,6 +225,10 @@ def _still_of(tutor_id: int, waiting_for: str) -> str | None:
     """A ready avatar of the tutor whose preview can stand in while the session waits, if any."""
     ready = Avatar.objects.filter(tutor_id=tutor_id, state=AvatarState.READY).exclude(avatar_id=waiting_for)
     return ready.order_by("-ready_at").values_list("avatar_id", flat=True).first()
+
+
+class KeyRevoked(Exception):
+    """The API key the socket was opened with has been revoked since."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.channels import send_to_group
-from common.errors import NotFound
+from common.errors import InvalidRequest, NotFound
 from sessions_app.errors import AvatarNotReady, SessionLimit
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from sessions_app.models import SessionState, TutoringSession
@@ -43,6 +43,11 @@ def create_session(*, tutor_id: int, student_id: int, avatar_id: str | None = No
     avatar = Avatar.objects.filter(avatar_id=avatar_id).first()
     if avatar is None:
         raise NotFound(f"Avatar '{avatar_id}' does not exist.", {"field": "avatar_id"})
+    if avatar.tutor_id is not None and avatar.tutor_id != tutor.pk:
+        # A session shows its own tutor: an avatar made for another tutor is refused (one made
+        # for no tutor, through /v1/avatars without tutor_id, may be shown by any).
+        raise InvalidRequest(f"Avatar '{avatar_id}' is tutor {avatar.tutor_id}'s, not tutor {tutor_id}'s; "
+                             "name an avatar of this tutor, or none to use its own.", {"field": "avatar_id"})
     if avatar.state not in (AvatarState.READY, *ACTIVE_STATES):
         raise AvatarNotReady(f"Avatar '{avatar_id}' is {avatar.state}; it will not become ready. Use another, "
                              "or reprocess it.", {"avatar_id": avatar_id, "state": avatar.state,

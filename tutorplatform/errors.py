@@ -1,8 +1,8 @@
-"""Django's 404/500 pages, in the contract's JSON error shape for /v1/ and /health."""
+"""Django's 400/404/500 pages, in the contract's JSON error shape for /v1/ and /health."""
 
 from django.views import defaults
 
-from common.api_errors import json_error_response
+from common.api_errors import contract_error_for, json_error_response
 
 
 def _is_api(request) -> bool:
@@ -21,3 +21,10 @@ def server_error(request):
             "internal_error", "The server failed to answer; the error was logged. Try again, and tell the operators if it persists."
         )
     return defaults.server_error(request)
+
+
+def bad_request(request, exception=None):
+    """A request Django refused while reading it (too many fields or files, fields too large)."""
+    if _is_api(request):
+        return contract_error_for(exception) or json_error_response("invalid_request", "The request is malformed.")
+    return defaults.bad_request(request, exception)

@@ -34,6 +34,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 import threading
 
@@ -94,6 +95,20 @@ class HttpToolsWithHeadTimeout(HttpToolsProtocol):
             self.transport.close()
 
 
+class HideApiKeys(logging.Filter):
+    """Access-log lines name the path with its query: an `api_key=` there (WebSocket clients send
+    their key so) is written as `api_key=…` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, str) and "api_key=" in arg for arg in record.args):
+            record.args = tuple(_API_KEY_IN_QUERY.sub(r"\1…", arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        return True
+
+
+_API_KEY_IN_QUERY = re.compile(r"(api_key=)[^&\s\"]*")
+
+
 def uvicorn_config():
     import uvicorn
     from django.conf import settings
@@ -119,7 +134,10 @@ def main() -> None:
     import uvicorn
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutorplatform.settings")
-    server = uvicorn.Server(uvicorn_config())
+    config = uvicorn_config()  # configures uvicorn's loggers
+    logging.getLogger("uvicorn.access").addFilter(HideApiKeys())
+    logging.getLogger("uvicorn.error").addFilter(HideApiKeys())  # WebSocket lines are logged here
+    server = uvicorn.Server(config)
     try:
         server.run()  # after a graceful SIGTERM uvicorn raises the signal again: the process ends there
     except KeyboardInterrupt:

@@ -110,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "common.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -254,6 +255,14 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Messages live in the session, not in a cookie: one of them shows a newly created API key.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# After logging in without a usable ?next=, the staff pages (Django's default is a 404).
+LOGIN_REDIRECT_URL = "/staff/"
+# Wrong passwords: this many in a row lock the address and the user name out for LOGIN_LOCKOUT_S.
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -380,5 +389,7 @@ SESSION_MAX_ACTIVE = env_int("SESSION_MAX_ACTIVE", 8)
 SESSION_IDLE_TIMEOUT_S = env_int("SESSION_IDLE_TIMEOUT_S", 600)
 # Let the server end idle sessions once a minute by itself (they also end when the API is asked).
 SESSION_IDLE_SWEEP = env_bool("SESSION_IDLE_SWEEP", True)
+# Streams one session may have open at once in one server process (past it: close code 4429).
+SESSION_MAX_VIEWERS = env_int("SESSION_MAX_VIEWERS", 4)
 # Memory for encoded frames shared by all viewers (all avatars together), in MB.
 SESSION_FRAME_CACHE_MB = env_int("SESSION_FRAME_CACHE_MB", 256)

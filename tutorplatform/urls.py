@@ -28,5 +28,6 @@ if settings.SERVE_STATIC:
     # The embedded default runs no separate web server; serve the collected static files here.
     urlpatterns.append(re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}))
 
+handler400 = "tutorplatform.errors.bad_request"
 handler404 = "tutorplatform.errors.not_found"
 handler500 = "tutorplatform.errors.server_error"

@@ -120,7 +120,8 @@ def test_staff_session_is_accepted_and_other_users_refused(django_user_model, fa
 
     async def connect(cookie: bytes, origin: bytes = b"http://localhost:9000"):
         communicator = WebsocketCommunicator(application, "/ws/avatars/ws5/",
-                                             headers=[(b"cookie", cookie), (b"origin", origin)])
+                                             headers=[(b"cookie", cookie), (b"origin", origin),
+                                                      (b"host", b"localhost:9000")])
         await communicator.connect()
         first = await communicator.receive_output(5)
         await communicator.disconnect()
@@ -131,6 +132,10 @@ def test_staff_session_is_accepted_and_other_users_refused(django_user_model, fa
     assert async_to_sync(connect)(staff_cookie) is True
     assert async_to_sync(connect)(plain_cookie) is False
     assert async_to_sync(connect)(staff_cookie, b"https://evil.example") is False
+    # Our host name on another scheme or port is another origin (another site's page).
+    assert async_to_sync(connect)(staff_cookie, b"https://localhost:9000") is False
+    assert async_to_sync(connect)(staff_cookie, b"http://localhost:8080") is False
+    assert async_to_sync(connect)(staff_cookie, b"http://localhost") is False
 
 
 def test_unknown_avatar_closes_with_4404(api_key):

@@ -227,3 +227,90 @@ def test_deleting_an_avatar_shown_in_a_session_from_the_admin_keeps_it_and_says_
                                                  "post": "yes"}, follow=True)
     assert bulk.status_code == 200 and "was kept" in bulk.content.decode()
     assert Avatar.objects.filter(pk=avatar.pk).exists()
+
+
+# --- requests Django refuses while reading them: the contract's JSON, not an HTML page ---------------
+
+
+def test_too_many_fields_or_files_or_too_large_fields_get_the_contracts_json(client_with_key):
+    from django.test.client import encode_multipart
+
+    fields = {f"f{number}": "x" for number in range(10_001)}
+    response = client_with_key.post("/v1/avatars", fields, format="multipart")
+    assert_error(response, 400, "invalid_request")
+    files = {f"file{number}": SimpleUploadedFile(f"{number}.mp4", b"x") for number in range(150)}
+    response = client_with_key.post("/v1/avatars/upload", {"avatar_id": "many", **files}, format="multipart")
+    assert_error(response, 400, "invalid_request")
+    big_json = json.dumps({"avatar_id": "big", "video_path": "x" * (3 * 1024 * 1024)})
+    response = client_with_key.post("/v1/avatars", big_json, content_type="application/json")
+    assert response.status_code in (400, 413) and response.json()["status"] == "error"
+    boundary = "b"
+    big_form = encode_multipart(boundary, {"avatar_id": "big", "notes": "y" * (3 * 1024 * 1024)})
+    response = client_with_key.post("/v1/avatars/upload", big_form,
+                                    content_type=f"multipart/form-data; boundary={boundary}")
+    assert_error(response, 413, "file_too_large")
+    assert Avatar.objects.count() == 0
+
+
+def test_a_wait_for_an_avatar_deleted_meanwhile_answers_404_not_a_stale_201(client_with_key, face_video, gate_jobs):
+    import time
+
+    def delete_soon():
+        time.sleep(0.5)
+        client(client_with_key._credentials["HTTP_X_API_KEY"]).delete("/v1/avatars/short-lived")
+
+    deleter = threading.Thread(target=delete_soon)
+    deleter.start()
+    upload = SimpleUploadedFile("v.mp4", face_video[0].read_bytes(), "video/mp4")
+    response = client_with_key.post("/v1/avatars/upload?wait=10", {"avatar_id": "short-lived", "video_file": upload},
+                                    format="multipart")
+    deleter.join()
+    body = assert_error(response, 404, "not_found")
+    assert "deleted while the request waited" in body["message"]
+    assert not Avatar.objects.filter(avatar_id="short-lived").exists()
+
+
+# --- logins and what the pages keep ----------------------------------------------------------------
+
+
+def test_wrong_passwords_lock_the_login_out_for_a_while(django_user_model, settings):
+    from django.core.cache import cache
+    from django.test import Client
+
+    cache.clear()
+    settings.LOGIN_MAX_FAILURES = 3
+    django_user_model.objects.create_superuser("staff", "s@example.com", "right-password-1")
+    browser = Client()
+    for _ in range(3):
+        assert browser.post("/admin/login/", {"username": "staff", "password": "wrong"}).status_code == 200
+    locked = browser.post("/admin/login/", {"username": "staff", "password": "right-password-1"})
+    assert locked.status_code == 429 and int(locked["Retry-After"]) == settings.LOGIN_LOCKOUT_S
+    # Another address trying the same user name is locked out too; after the lockout, it works.
+    other = Client(REMOTE_ADDR="10.0.0.9")
+    assert other.post("/admin/login/", {"username": "staff", "password": "right-password-1"}).status_code == 429
+    cache.clear()
+    assert browser.post("/admin/login/", {"username": "staff", "password": "right-password-1"}).status_code == 302
+    cache.clear()
+
+
+def test_a_login_with_a_foreign_next_lands_on_the_staff_pages(django_user_model):
+    from django.core.cache import cache
+    from django.test import Client
+
+    cache.clear()
+    django_user_model.objects.create_superuser("staff", "s@example.com", "right-password-1")
+    response = Client().post("/admin/login/?next=https://evil.example/", {
+        "username": "staff", "password": "right-password-1", "next": "https://evil.example/"})
+    assert response.status_code == 302 and response["Location"] == "/staff/"
+
+
+def test_a_new_api_key_shown_once_is_not_kept_in_a_cookie(django_user_model):
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser("admin", "a@example.com", "pw"))
+    response = admin.post("/admin/avatars/apikey/add/", {"name": "web-server"})
+    assert response.status_code == 302
+    assert "messages" not in response.cookies  # the message with the key lives in the session
+    page = admin.get(response["Location"]).content.decode()
+    assert "copy it now" in page

@@ -47,10 +47,17 @@ def test_create_with_null_avatar_uses_the_tutors_and_answers_201(client_with_key
     assert set(body) >= {"session_id", "tutor_id", "student_id", "avatar_id", "state", "created_at", "stream_url"}
 
 
-def test_create_with_a_named_avatar(client_with_key, ready_tutor):
-    other = Tutor.objects.create(name="Bo")
-    response = open_session(client_with_key, other, avatar_id=ready_tutor.avatar_id)
+def test_create_with_a_named_avatar(client_with_key, ready_tutor, face_video):
+    response = open_session(client_with_key, ready_tutor, avatar_id=ready_tutor.avatar_id)
     assert response.status_code == 201 and response.json()["avatar_id"] == ready_tutor.avatar_id
+    # Another tutor's avatar is refused; one made for no tutor may be shown by any.
+    other = Tutor.objects.create(name="Bo")
+    body = assert_error(open_session(client_with_key, other, avatar_id=ready_tutor.avatar_id), 400, "invalid_request")
+    assert body["details"] == {"field": "avatar_id"}
+    avatar_services.create_avatar(avatar_id="nobodys", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD)
+    assert jobs.backend().wait_idle(60)
+    assert open_session(client_with_key, other, avatar_id="nobodys").status_code == 201
 
 
 def test_create_errors(client_with_key, ready_tutor, settings):

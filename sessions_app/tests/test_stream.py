@@ -233,3 +233,45 @@ def test_a_stream_switches_to_the_tutors_new_avatar_without_stopping(session_id,
     assert new_header["type"] == "session" and new_header["avatar_id"] == "replacement"
     assert after["bytes"][:2] == b"\xff\xd8"
     assert services.get_session(session_id).state == "active"
+
+
+def test_a_session_takes_at_most_its_viewer_limit(session_id, api_key, settings):
+    settings.SESSION_MAX_VIEWERS = 2
+
+    async def scenario():
+        first, second, third = (connect(session_id, api_key) for _ in range(3))
+        assert (await first.connect())[0] and (await second.connect())[0]
+        assert (await third.connect())[0]
+        refused = await third.receive_output(5)
+        await first.disconnect()  # a place frees up
+        fourth = connect(session_id, api_key)
+        assert (await fourth.connect())[0]
+        header = json.loads((await fourth.receive_output(5))["text"])
+        await second.disconnect()
+        await fourth.disconnect()
+        return refused, header
+
+    refused, header = async_to_sync(scenario)()
+    assert refused == {"type": "websocket.close", "code": 4429}
+    assert header["type"] == "session"
+
+
+def test_revoking_the_key_ends_the_streams_it_opened(session_id, api_key):
+    """A stream looks at its key again every few seconds: frames stop and it closes with 4401."""
+    from django.utils import timezone
+
+    from avatars.models import ApiKey
+
+    async def scenario():
+        communicator = connect(session_id, api_key)
+        await watch(communicator, 0.2)
+        await sync_to_async(ApiKey.objects.update)(revoked_at=timezone.now())
+        revoked_at = time.monotonic()
+        while True:
+            message = await communicator.receive_output(10)
+            if message["type"] == "websocket.close":
+                return message, time.monotonic() - revoked_at
+
+    closed, after = async_to_sync(scenario)()
+    assert closed == {"type": "websocket.close", "code": 4401}
+    assert after < 7  # the stream re-reads its session (and key) every 5 s

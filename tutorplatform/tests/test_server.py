@@ -119,6 +119,21 @@ def test_a_socket_without_a_key_hears_4401_not_an_http_403(server):
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401, path
 
 
+def test_api_keys_in_a_query_never_reach_the_server_log(server):
+    key = server.api_key()
+    url = server.url.replace("http://", "ws://") + f"/ws/avatars/nobody/?api_key={key}"
+    with websockets.sync.client.connect(url, open_timeout=10) as sock:
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                sock.recv(timeout=10)
+    with urllib.request.urlopen(f"{server.url}/health?api_key={key}", timeout=10):
+        pass
+    time.sleep(0.3)
+    log = (server.data_dir / "server.log").read_text()
+    assert "/ws/avatars/nobody/?api_key=" in log and "/health?api_key=" in log  # the lines are there...
+    assert key not in log  # ...without the key
+
+
 def upload(server: LiveServer, key: str, video: Path, avatar_id: str) -> dict:
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"avatar_id\"\r\n\r\n{avatar_id}\r\n"
