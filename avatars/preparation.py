@@ -92,6 +92,7 @@ def prepare_options(apply_blur: bool) -> PrepareOptions:
         face_model=settings.AVATAR_FACE_MODEL or None,
         device=compute_device(),
         limits=video_limits(),
+        max_output_bytes=settings.AVATAR_MAX_OUTPUT_BYTES or None,
     )
 
 

@@ -148,3 +148,33 @@ def write_face_video(
     finally:
         writer.release()
     return truth
+
+
+def write_variable_rate_video(path: str | Path, *, width: int = 640, height: int = 360, frames: int = 100,
+                              fast_ms: int = 40, slow_ms: int = 120) -> float:
+    """An MKV whose first half of frames is `fast_ms` apart and second half `slow_ms` (a phone's
+    variable frame rate), its header saying 25 fps; returns its true length in seconds. Needs
+    PyAV (a test dependency): OpenCV's writer only writes constant rates."""
+    import fractions
+
+    import av
+
+    photo = cv2.resize(astronaut_bgr(), (height, height))
+    background = textured_background(width, height)
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mpeg4", rate=25)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    pts = 0
+    for index in range(frames):
+        frame = background.copy()
+        left = (index * 2) % max(1, width - height)
+        frame[:, left:left + height] = photo
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:, :, ::-1]), format="rgb24")
+        picture.pts, picture.time_base = pts, fractions.Fraction(1, 1000)
+        pts += fast_ms if index < frames // 2 else slow_ms
+        for packet in stream.encode(picture):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return (frames // 2 * fast_ms + (frames - frames // 2) * slow_ms) / 1000

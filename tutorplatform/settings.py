@@ -338,6 +338,9 @@ AVATAR_REQUEUE_ON_START = env_bool("AVATAR_REQUEUE_ON_START", True)
 AVATAR_JOB_STOP_WAIT_S = env_float("AVATAR_JOB_STOP_WAIT_S", 10.0)
 
 AVATAR_MAX_UPLOAD_BYTES = env_int("AVATAR_MAX_UPLOAD_BYTES", 500 * 1024 * 1024)
+# What one prepared avatar may take on disk (0: no limit). The input limits alone let a still
+# 1080p clip of 1 MB expand to ~8 GB of frames; 4 GB holds 5 minutes of 720p at 25 fps.
+AVATAR_MAX_OUTPUT_BYTES = env_int("AVATAR_MAX_OUTPUT_BYTES", 4 * 1024**3)
 AVATAR_MIN_DURATION_S = env_float("AVATAR_MIN_DURATION_S", 1.0)
 AVATAR_MAX_DURATION_S = env_float("AVATAR_MAX_DURATION_S", 300.0)
 AVATAR_MIN_SHORT_SIDE = env_int("AVATAR_MIN_SHORT_SIDE", 240)

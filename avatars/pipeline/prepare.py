@@ -34,12 +34,14 @@ from avatars.pipeline.track import LANDMARK_COUNT, FaceTracker, TrackedBox, fram
 from avatars.pipeline.video import (
     FramePool,
     VideoInfo,
+    DecodeClock,
     VideoLimits,
     check_decoded_budget,
     check_decoded_duration,
     decoded_frame_limit,
     iter_frames,
     open_capture,
+    playback_fps,
     probe,
 )
 from avatars.pipeline.writer import BlurFunction, FrameWriteError, FrameWriterPool, write_image
@@ -86,6 +88,8 @@ class PrepareOptions:
     device: str = "cpu"
     writer_threads: int = 2
     limits: VideoLimits = field(default_factory=VideoLimits)
+    # Bytes the frames and crops may take on disk; past it the run fails with output_too_large.
+    max_output_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -177,8 +181,11 @@ class _Run:
         self.timings["probe"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        tracker, coords, landmarks, counts = self._frames(info)
+        clock = DecodeClock()
+        tracker, coords, landmarks, counts = self._frames(info, clock)
         self.timings["frames"] = time.perf_counter() - started
+        fps = playback_fps(info.fps, info.frame_count, len(coords), clock.last_ms)
+        check_decoded_duration(len(coords), fps, self.options.limits)  # the duration its clock gives
 
         started = time.perf_counter()
         self.report("finalize", 0, 1)
@@ -196,14 +203,14 @@ class _Run:
             np.save(self.out_dir / "landmarks.npy", landmarks)
         self._write_preview(len(coords))
         frame_count = len(coords)
-        video = VideoInfo(info.width, info.height, info.fps, frame_count, round(frame_count / info.fps, 3),
+        video = VideoInfo(info.width, info.height, fps, frame_count, round(frame_count / fps, 3),
                           info.container, info.codec)
         face_ratio = float(has_face.mean())
         self.timings["finalize"] = time.perf_counter() - started
         manifest = {
             "format_version": MANIFEST_VERSION,
             "source": video.as_dict(),
-            "fps": info.fps,
+            "fps": fps,
             "frame_count": frame_count,
             "crop_size": self.options.crop_size,
             "frame_format": self.options.frame_format,
@@ -224,13 +231,13 @@ class _Run:
         }
         (self.out_dir / "avatar.json").write_text(json.dumps(manifest, indent=1))
         self.report("finalize", 1, 1)
-        return PreparedAvatar(self.out_dir, video, frame_count, info.fps, self.options.crop_size,
+        return PreparedAvatar(self.out_dir, video, frame_count, fps, self.options.crop_size,
                               face_ratio, self.detector.name, dict(self.timings))
 
     # --- the pass over the frames --------------------------------------------------------------
 
-    def _frames(self, info: VideoInfo) -> tuple[FaceTracker, list[tuple[int, int, int, int]], np.ndarray,
-                                                verdicts.FaceCounts]:
+    def _frames(self, info: VideoInfo, clock: DecodeClock) -> tuple[FaceTracker, list[tuple[int, int, int, int]],
+                                                                   np.ndarray, verdicts.FaceCounts]:
         options = self.options
         max_gap = max(options.detect_every, round(options.bridge_gap_s * info.fps))
         tracker = FaceTracker(info.fps, info.width, info.height, options.detect_every, max_gap,
@@ -255,7 +262,7 @@ class _Run:
         writers = FrameWriterPool(
             self.out_dir, crop_size=options.crop_size, frame_format=options.frame_format,
             jpeg_quality=options.jpeg_quality, blur_factory=_blur_factory(options), frame_pool=frame_pool,
-            threads=options.writer_threads,
+            threads=options.writer_threads, max_bytes=options.max_output_bytes,
         )
 
         def release(through: int) -> None:
@@ -267,7 +274,7 @@ class _Run:
                 writers.submit(index, frame, box)
 
         try:
-            for index, frame in iter_frames(self.video_path, frame_pool):
+            for index, frame in iter_frames(self.video_path, frame_pool, clock):
                 if self.is_cancelled():
                     raise PipelineCancelled()
                 if index + 1 > max_frames:

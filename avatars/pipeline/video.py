@@ -213,9 +213,19 @@ class FramePool:
             self._free.append(frame)
 
 
-def iter_frames(path: str | os.PathLike, pool: FramePool | None = None) -> Iterator[tuple[int, np.ndarray]]:
+class DecodeClock:
+    """The timestamp (ms) of the last frame decoded: what the frames' own clock says, as opposed
+    to a frame count divided by the header's rate."""
+
+    def __init__(self) -> None:
+        self.last_ms = 0.0
+
+
+def iter_frames(path: str | os.PathLike, pool: FramePool | None = None,
+                clock: DecodeClock | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, BGR frame) for every frame in decode order. With a `pool`, frames are decoded
-    into buffers the consumer has given back (the consumer must not keep them after that)."""
+    into buffers the consumer has given back (the consumer must not keep them after that); with a
+    `clock`, each frame's timestamp is noted there."""
     capture = open_capture(path)
     if not capture.isOpened():
         raise PipelineError("unreadable_video", "The video can no longer be opened.")
@@ -226,7 +236,36 @@ def iter_frames(path: str | os.PathLike, pool: FramePool | None = None) -> Itera
             ok, frame = capture.read(buffer) if buffer is not None else capture.read()
             if not ok:
                 return
+            if clock is not None:
+                clock.last_ms = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
             yield index, frame
             index += 1
     finally:
         capture.release()
+
+
+def playback_fps(info_fps: float, header_frames: int, decoded_frames: int, last_ms: float) -> float:
+    """The rate the decoded frames play at, from their timestamps.
+
+    A variable-frame-rate recording (a phone's) may say 25 fps in its header and hold 100 frames
+    over 8 s: played at 25 fps it would last 4 s. When the timestamps and the header disagree by
+    more than 5%, the timestamps' average rate wins. A file whose frames stop well before its
+    header's duration (still being written or copied when it was sent) is refused:
+    `incomplete_video`.
+    """
+    if decoded_frames < 2 or last_ms <= 0:
+        return info_fps  # no usable timestamps: trust the header
+    timeline_s = last_ms / 1000.0 * decoded_frames / (decoded_frames - 1)  # plus one average frame
+    if header_frames > 0:
+        header_s = header_frames / info_fps
+        if timeline_s < 0.9 * header_s and decoded_frames < 0.9 * header_frames:
+            raise PipelineError(
+                "incomplete_video",
+                f"The video stops after {timeline_s:.1f} s of the {header_s:.1f} s its header announces; it may "
+                "still have been recording or copying when it was sent. Send the finished file.",
+                {"decoded_s": round(timeline_s, 3), "header_s": round(header_s, 3)},
+            )
+    measured = decoded_frames / timeline_s
+    if abs(measured - info_fps) > 0.05 * info_fps:
+        return round(measured, 3)
+    return info_fps

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatars.pipeline.errors import PipelineError
 from avatars.pipeline.png import encode_png
 from avatars.pipeline.track import TrackedBox
 from avatars.pipeline.video import FramePool
@@ -28,22 +29,24 @@ class FrameWriteError(Exception):
     """A frame or crop could not be written (disk full, permissions, storage gone)."""
 
 
-def write_file(path: Path, data: bytes | memoryview) -> None:
-    """Write one encoded image, raising FrameWriteError when the disk or storage refuses."""
+def write_file(path: Path, data: bytes | memoryview) -> int:
+    """Write one encoded image, raising FrameWriteError when the disk or storage refuses; the
+    bytes written."""
     try:
         with open(path, "wb") as handle:
             handle.write(data)
     except OSError as exc:
         raise FrameWriteError(f"could not write {path.name}: {exc.strerror}") from exc
+    return len(data)
 
 
-def write_image(path: Path, image: np.ndarray, params: list[int]) -> None:
+def write_image(path: Path, image: np.ndarray, params: list[int]) -> int:
     """Encode (with OpenCV, by the file's extension) and write one image, raising
-    (cv2.imwrite only returns False) when it fails."""
+    (cv2.imwrite only returns False) when it fails; the bytes written."""
     ok, encoded = cv2.imencode(path.suffix, image, params)
     if not ok:
         raise FrameWriteError(f"could not encode {path.name}")
-    write_file(path, encoded.data)
+    return write_file(path, encoded.data)
 
 
 def face_crop(frame: np.ndarray, box: TrackedBox, size: int) -> np.ndarray:
@@ -60,7 +63,7 @@ class FrameWriterPool:
 
     def __init__(self, out_dir: Path, *, crop_size: int, frame_format: str, jpeg_quality: int,
                  blur_factory: Callable[[], BlurFunction] | None, frame_pool: FramePool | None = None,
-                 threads: int = 2, queue_size: int = 8) -> None:
+                 threads: int = 2, queue_size: int = 8, max_bytes: int | None = None) -> None:
         self.full_dir = out_dir / "full_imgs"
         self.face_dir = out_dir / "face_imgs"
         self.full_dir.mkdir(parents=True)
@@ -73,6 +76,11 @@ class FrameWriterPool:
         self.frame_pool = frame_pool
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
+        # The output is budgeted as it is written: a small, very compressible video (a still
+        # picture, 60 s of 1080p in 1 MB) expands to gigabytes of frames.
+        self.max_bytes = max_bytes
+        self.bytes_written = 0
+        self._bytes_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"avatar-frame-writer-{n}", daemon=True) for n in range(threads)
         ]
@@ -111,8 +119,22 @@ class FrameWriterPool:
             thread.join()
 
     def _raise_if_failed(self) -> None:
+        if isinstance(self._error, PipelineError):
+            raise self._error
         if self._error is not None:
             raise FrameWriteError(str(self._error)) from self._error
+
+    def _count(self, written: int) -> None:
+        with self._bytes_lock:
+            self.bytes_written += written
+            over = self.max_bytes is not None and self.bytes_written > self.max_bytes
+        if over:
+            raise PipelineError(
+                "output_too_large",
+                f"The prepared avatar would be larger than this server keeps ({self.max_bytes // 2**20} MB, "
+                "setting AVATAR_MAX_OUTPUT_BYTES). Trim the video or lower its resolution.",
+                {"max_bytes": self.max_bytes},
+            )
 
     def _run(self) -> None:
         blur_function = self.blur_factory() if self.blur_factory is not None else None
@@ -134,11 +156,12 @@ class FrameWriterPool:
         # full frame at its box, so a crop from the unblurred frame left a sharp square in the
         # blurred background (measured: ~4.9 grey levels of mean change where it was pasted back,
         # against ~1.2 for resampling alone). The person inside the mask is not blurred either way.
-        write_file(self.face_dir / f"{name}.png", encode_png(face_crop(full, box, self.crop_size)))
+        written = write_file(self.face_dir / f"{name}.png", encode_png(face_crop(full, box, self.crop_size)))
         full_path = self.full_dir / f"{name}{self.frame_ext}"
         if self.frame_ext == ".png":
-            write_file(full_path, encode_png(full))  # measured for 720p: ~19 ms against ~23 ms
+            written += write_file(full_path, encode_png(full))  # measured for 720p: ~19 ms against ~23 ms
         else:
-            write_image(full_path, full, self.frame_params)
+            written += write_image(full_path, full, self.frame_params)
+        self._count(written)
         if self.frame_pool is not None:
             self.frame_pool.give_back(frame)

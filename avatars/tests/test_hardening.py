@@ -314,3 +314,17 @@ def test_a_new_api_key_shown_once_is_not_kept_in_a_cookie(django_user_model):
     assert "messages" not in response.cookies  # the message with the key lives in the session
     page = admin.get(response["Location"]).content.decode()
     assert "copy it now" in page
+
+
+# --- the output is budgeted, not only the input -------------------------------------------------------
+
+
+def test_a_run_whose_output_passes_the_budget_fails_with_output_too_large(face_video, tmp_path):
+    from avatars.pipeline import PipelineError, PrepareOptions, prepare
+
+    with pytest.raises(PipelineError) as refused:
+        prepare(face_video[0], tmp_path / "out", PrepareOptions(max_output_bytes=1_000_000))
+    assert refused.value.code == "output_too_large" and refused.value.details == {"max_bytes": 1_000_000}
+    # The same clip within a budget its size allows.
+    prepared = prepare(face_video[0], tmp_path / "ok", PrepareOptions(max_output_bytes=50_000_000))
+    assert prepared.frame_count == 50

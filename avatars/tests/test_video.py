@@ -74,3 +74,33 @@ def test_a_streamed_mkv_without_a_count_is_held_to_the_pixel_budget_by_what_it_d
         prepare(video, tmp_path / "out", PrepareOptions(limits=budget))
     assert refused.value.code == "video_too_large"
     assert refused.value.details["frame_count"] == 41
+
+
+def test_a_variable_frame_rate_video_plays_for_as_long_as_it_lasts(tmp_path):
+    """The header says 25 fps; the frames' clock says 100 frames over 8 s. Played at the header's
+    rate it would last 4 s: the prepared avatar takes the clock's rate."""
+    from avatars.pipeline import PrepareOptions, prepare
+    from testsupport.videos import write_variable_rate_video
+
+    video = tmp_path / "phone.mkv"
+    seconds = write_variable_rate_video(video)
+    prepared = prepare(video, tmp_path / "out", PrepareOptions(min_face_px=48))
+    assert prepared.frame_count == 100
+    assert abs(prepared.frame_count / prepared.fps - seconds) < 0.25, (prepared.fps, seconds)
+    assert abs(prepared.video.duration_s - seconds) < 0.25
+
+
+def test_a_file_cut_short_while_it_was_copied_is_incomplete_not_ready(tmp_path):
+    """Its header announces 4 s; the bytes that arrived hold about one."""
+    from avatars.pipeline import PrepareOptions, prepare
+    from testsupport.videos import write_face_video
+
+    whole = tmp_path / "whole.mkv"
+    write_face_video(whole, seconds=4.0, fourcc="MJPG")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(PipelineError) as refused:
+        prepare(cut, tmp_path / "out", PrepareOptions())
+    assert refused.value.code == "incomplete_video"
+    assert refused.value.details["header_s"] == pytest.approx(4.0, abs=0.1)
