@@ -15,7 +15,7 @@ import shutil
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from avatars import storage
@@ -176,14 +176,17 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
     avatar_id = avatar.avatar_id
     size_bytes = storage.folder_size(result.out_dir)  # measured here: in a bucket it would cost a request a file
     storage.publish_prepared(avatar_id, result.out_dir)
-    updated = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
-        state=AvatarState.READY, stage=None, progress=100.0,
-        frames_done=result.frame_count, frames_total=result.frame_count,
-        video=result.video.as_dict(),
-        faces={"detected_ratio": round(result.face_ratio, 4), "crop_size": result.crop_size},
-        size_bytes=size_bytes,
-        ready_at=timezone.now(), updated_at=timezone.now(),
-    )
+    with transaction.atomic():
+        updated = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
+            state=AvatarState.READY, stage=None, progress=100.0,
+            frames_done=result.frame_count, frames_total=result.frame_count,
+            video=result.video.as_dict(),
+            faces={"detected_ratio": round(result.face_ratio, 4), "crop_size": result.crop_size},
+            size_bytes=size_bytes,
+            ready_at=timezone.now(), updated_at=timezone.now(),
+        )
+        if updated:
+            _announce(avatar, AvatarState.READY)  # the tutor switches in this same transaction
     publish_row(avatar.pk)
     if not updated:
         # Deleted (or restarted) while the files were moving: what was just published belongs to no one.
@@ -191,7 +194,6 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
         logger.info("avatar %s: run %d finished after its avatar was deleted; files removed", avatar_id, run)
         return
     logger.info("avatar %s: run %d ready (%d frames)", avatar_id, run, result.frame_count)
-    _announce(avatar, AvatarState.READY)
 
 
 def _requeue(avatar: Avatar, run: int) -> None:
@@ -208,17 +210,19 @@ def _finish(avatar: Avatar, run: int, *, state: str, error_code: str | None = No
             error_message: str | None = None) -> None:
     """End a run that produced nothing: no files are left for a failed or cancelled avatar."""
     storage.remove_prepared(avatar.avatar_id)
-    updated = Avatar.objects.filter(pk=avatar.pk, run=run).update(
-        state=state, stage=None, error_code=error_code, error_message=error_message, updated_at=timezone.now(),
-    )
+    with transaction.atomic():
+        updated = Avatar.objects.filter(pk=avatar.pk, run=run).update(
+            state=state, stage=None, error_code=error_code, error_message=error_message, updated_at=timezone.now(),
+        )
+        if updated:
+            _announce(avatar, state, error_code)
     publish_row(avatar.pk)
-    if updated:
-        _announce(avatar, state, error_code)
 
 
 def _announce(avatar: Avatar, state: str, error_code: str | None = None) -> None:
-    """Tell the apps built on avatars that the run ended (avatars/signals.py). A receiver's
-    failure is logged, never turned into a failed avatar."""
+    """Tell the apps built on avatars that the run ended (avatars/signals.py), inside the
+    transaction that marks the row. A receiver's failure is logged, never turned into a failed
+    avatar."""
     for receiver, result in avatar_finished.send_robust(
         sender=Avatar, avatar_id=avatar.avatar_id, tutor_id=avatar.tutor_id, state=state, error_code=error_code,
     ):

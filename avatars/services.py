@@ -273,7 +273,7 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
             Tutor.objects.filter(avatar_id=avatar_id, pending_avatar_id__isnull=True).update(
                 avatar_id=None, pending_avatar_id=avatar_id)
             Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
-        avatar.refresh_from_db()
+            avatar = Avatar.objects.select_related("tutor").get(pk=avatar.pk)  # the row as queued (a delete may follow)
         # Files exist only for a ready avatar; the new run publishes its own.
         storage.remove_prepared(avatar_id)
     except BaseException:

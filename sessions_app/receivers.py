@@ -4,6 +4,9 @@ cancelled; a tutor's sessions move with the tutor to its new avatar."""
 
 from __future__ import annotations
 
+from functools import partial
+
+from django.db import transaction
 from django.dispatch import receiver
 
 from avatars.models import AvatarState
@@ -14,10 +17,11 @@ from tutors.signals import tutor_avatar_switched
 
 @receiver(avatar_finished, dispatch_uid="sessions.follow_avatar")
 def follow_avatar(sender, *, avatar_id: str, state: str, **kwargs) -> None:
+    # Once the avatar's new state is committed: a woken stream must find it ready.
     if state == AvatarState.READY:
-        services.wake_sessions_waiting_for(avatar_id)
+        transaction.on_commit(partial(services.wake_sessions_waiting_for, avatar_id), robust=True)
     else:
-        services.end_sessions_showing(avatar_id, reason="avatar_failed")
+        transaction.on_commit(partial(services.end_sessions_showing, avatar_id, reason="avatar_failed"), robust=True)
 
 
 @receiver(tutor_avatar_switched, dispatch_uid="sessions.follow_tutor")

@@ -12,6 +12,7 @@ next video.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -43,8 +44,13 @@ def switch_to_ready_avatar(sender, *, avatar_id: str, tutor_id: int | None, stat
         logger.info("tutor %s: avatar %s ready", tutor_id, avatar_id)
         return
     logger.info("tutor %s: switched from avatar %s to %s", tutor_id, old_avatar_id, avatar_id)
+    transaction.on_commit(partial(_after_switch, tutor_id, old_avatar_id, avatar_id), robust=True)
+
+
+def _after_switch(tutor_id: int, old_avatar_id: str, new_avatar_id: str) -> None:
+    """Once the switch is committed: sessions follow, then the replaced avatar goes."""
     tutor_avatar_switched.send(sender=Tutor, tutor_id=tutor_id, old_avatar_id=old_avatar_id,
-                               new_avatar_id=avatar_id)
+                               new_avatar_id=new_avatar_id)
     if not settings.TUTOR_KEEP_REPLACED_AVATARS:
         from avatars import services as avatar_services
         from common.errors import ServiceError
