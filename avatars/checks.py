@@ -47,3 +47,17 @@ def face_detector_known(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 )
             ]
     return []
+
+
+@checks.register()
+def job_priority_valid(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    value = str(settings.AVATAR_JOB_PRIORITY).strip().lower()
+    if value == "idle" or (value.isdigit() and 0 <= int(value) <= 19):
+        return []
+    return [
+        checks.Error(
+            f"AVATAR_JOB_PRIORITY is {settings.AVATAR_JOB_PRIORITY!r}, which is neither a niceness nor 'idle'.",
+            hint="Use a number from 0 (the server's own priority) to 19 (the lowest), or 'idle'.",
+            id="avatars.E004",
+        )
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -76,6 +77,12 @@ def check_disk_space(video: dict, extra_bytes: int = 0) -> None:
             f"{needed // 2**20} MB. Free some space (delete avatars you no longer use) and try again.",
             {"free_bytes": free, "needed_bytes": needed},
         )
+
+
+def job_priority() -> int | str:
+    """AVATAR_JOB_PRIORITY: "idle", or a niceness from 0 to 19."""
+    value = str(settings.AVATAR_JOB_PRIORITY).strip().lower()
+    return value if value == "idle" else min(19, max(0, int(value)))
 
 
 def prepare_options(apply_blur: bool) -> PrepareOptions:
@@ -142,7 +149,7 @@ def _run(avatar_id: str, stop: JobStop, in_child_process: bool) -> None:
     try:
         with storage.local_source(avatar.source_file) as source:
             # In a child process by default: there it cannot slow the API down (see child_process.py).
-            run_prepare = prepare_in_child if in_child_process else prepare
+            run_prepare = (partial(prepare_in_child, priority=job_priority()) if in_child_process else prepare)
             result = run_prepare(
                 source, work_dir, prepare_options(avatar.apply_blur),
                 on_progress=ProgressRecorder(avatar.pk, avatar_id, run), cancelled=stop.is_set,

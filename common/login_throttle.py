@@ -2,10 +2,10 @@
 pages' login (they are one form, at /admin/login/).
 
 A middleware, because Django's login view offers no hook before it checks a password. Failures
-are counted per client address and per user name in Django's cache (the process's memory by
-default; shared when CACHES points at Redis). LOGIN_MAX_FAILURES failures within
-LOGIN_LOCKOUT_S lock that address, and that user name, out for LOGIN_LOCKOUT_S; a success clears
-the address's count.
+are counted per client address and per user name in Django's cache: the process's memory with
+the default CACHES, so each server process counts its own; a shared cache (CACHES) counts them
+together. LOGIN_MAX_FAILURES failures lock that address, and that user name, out until LOGIN_LOCKOUT_S has
+passed since the first of them; a success clears the address's count.
 """
 
 from __future__ import annotations

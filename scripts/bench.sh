@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream` or `load`. Installs the
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load` or `priority`. Installs the
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,5 +10,6 @@ case "${1:-pipeline}" in
   detectors) python bench/detector_bench.py ;;
   stream) python bench/stream_bench.py ;;
   load) python bench/load_bench.py ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load]" >&2; exit 2 ;;
+  priority) python bench/priority_bench.py ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority]" >&2; exit 2 ;;
 esac

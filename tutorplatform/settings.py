@@ -330,6 +330,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("AVATAR_JOB_VIS
 AVATAR_WORKERS = env_int("AVATAR_WORKERS", 1)
 # Run each preparation in a child process at low priority, so it cannot slow the API down.
 AVATAR_JOB_IN_CHILD_PROCESS = env_bool("AVATAR_JOB_IN_CHILD_PROCESS", True)
+# That child's priority: a niceness (0-19) under SCHED_BATCH, which keeps a share of the CPU
+# however busy the machine is, or "idle" (SCHED_IDLE: only CPU time nothing else wants; it starves
+# when other processes keep the cores busy). Measured with both cores busy elsewhere: niceness 10
+# kept 0.15 of its quiet speed (15: 0.05, idle: under 0.02), and the API's p99 while a job ran
+# was 1.35-1.46x idle (bench/priority_bench.py, bench/load_bench.py).
+AVATAR_JOB_PRIORITY = env_str("AVATAR_JOB_PRIORITY", "10")
 # Jobs waiting beyond the running ones; past it, creates answer 503 queue_full.
 AVATAR_QUEUE_LIMIT = env_int("AVATAR_QUEUE_LIMIT", 16)
 # Re-queue jobs a crash left queued/processing when the server starts.

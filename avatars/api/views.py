@@ -86,7 +86,7 @@ class AvatarUploadView(APIView):
 
 
 class AvatarDetailView(APIView):
-    @extend_schema(responses={200: AvatarSerializer, **errors(401, 404)})
+    @extend_schema(responses={200: AvatarSerializer, **errors(400, 401, 404)})
     def get(self, request, avatar_id: str):
         return Response(AvatarSerializer(services.get_avatar(avatar_id)).data)
 
@@ -99,7 +99,7 @@ class AvatarDetailView(APIView):
 
 class AvatarPreviewView(APIView):
     @extend_schema(responses={(200, "image/jpeg"): OpenApiResponse(description="A JPEG still of the avatar"),
-                              **errors(401, 404)})
+                              **errors(400, 401, 404)})
     def get(self, request, avatar_id: str):
         avatar = services.get_avatar(avatar_id)
         if avatar.state != AvatarState.READY or not storage.prepared_exists(avatar_id, "preview.jpg"):

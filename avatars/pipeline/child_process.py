@@ -5,7 +5,7 @@ server process that made the API's p99 latency 3-4x worse while a job ran (measu
 bench/load_bench.py), and lowering the job threads' priority did not cure it, because the GIL is
 not scheduled by priority. In a child process, at low priority, the pipeline cannot hold up a
 request: measured with niceness 10, p99 while a job ran was ~2x idle; in Linux's SCHED_IDLE
-class, ~1.6x. A job still gets every cycle the server leaves. Progress comes back over a pipe;
+class, ~1.6x. Its priority is a setting (AVATAR_JOB_PRIORITY, `_lower_priority` below). Progress comes back over a pipe;
 the cancel flag goes the other way as an event.
 """
 
@@ -20,8 +20,9 @@ from pathlib import Path
 from avatars.pipeline.errors import PipelineCancelled, PipelineError
 from avatars.pipeline.prepare import CancelCheck, PreparedAvatar, PrepareOptions, ProgressCallback, prepare
 
-# Where SCHED_IDLE is not available: batch work still yields the CPU to the server's requests.
-CHILD_NICENESS = 10
+# "idle": Linux's SCHED_IDLE class, only CPU time nothing else wants; a number: SCHED_BATCH at
+# that niceness, a share of the CPU however busy the machine (see `_lower_priority`).
+IDLE = "idle"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -37,23 +38,35 @@ def _die_with_parent() -> None:
         pass
 
 
-def _yield_to_the_server() -> None:
-    """Run this process (and the threads it starts, which inherit it) only on CPU time the server
-    leaves: Linux's SCHED_IDLE class, else a high niceness."""
+def _lower_priority(priority: int | str) -> None:
+    """Put this process (and the threads it starts, which inherit it) below the server.
+
+    SCHED_IDLE gives the API the best latency, but a job in it gets nothing while any other
+    process wants the CPU: with both cores busy elsewhere, preparation fell to a third of its
+    quiet speed, and on a machine that also streams sessions it could stop altogether. SCHED_BATCH
+    at a niceness keeps a share however busy the machine is (Linux's weights: niceness 10 gets
+    ~1/10 of a core against each normal process, 15 ~1/28, 19 ~1/70) while still yielding to
+    requests. The figures that chose the default are in bench/priority_bench.py's docstring."""
+    if priority == IDLE:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError):
+            priority = 19
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except (AttributeError, OSError):
         pass
     try:
-        os.nice(CHILD_NICENESS)
+        os.nice(max(0, int(priority)) - os.nice(0))
     except OSError:
         pass
 
 
-def _child_main(video_path: str, out_dir: str, options: PrepareOptions, connection, cancel_event) -> None:
+def _child_main(video_path: str, out_dir: str, options: PrepareOptions, connection, cancel_event,
+                priority: int | str) -> None:
     _die_with_parent()
-    _yield_to_the_server()
+    _lower_priority(priority)
 
     def report(stage: str, done: int, total: int) -> None:
         connection.send(("progress", stage, done, total))
@@ -79,13 +92,15 @@ def prepare_in_child(
     on_progress: ProgressCallback,
     cancelled: CancelCheck,
     poll_s: float = 0.1,
+    priority: int | str = 10,
 ) -> PreparedAvatar:
-    """`prepare(...)` in a fresh process; raises what it would raise, or ChildProcessDied."""
+    """`prepare(...)` in a fresh process at `priority` (a niceness, or "idle"); raises what it
+    would raise, or ChildProcessDied."""
     context = multiprocessing.get_context("spawn")  # never fork a threaded server
     receiver, sender = context.Pipe(duplex=False)
     cancel_event = context.Event()
     process = context.Process(
-        target=_child_main, args=(str(video_path), str(out_dir), options, sender, cancel_event),
+        target=_child_main, args=(str(video_path), str(out_dir), options, sender, cancel_event, priority),
         name="avatar-prepare", daemon=True,
     )
     process.start()

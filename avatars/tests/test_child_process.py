@@ -1,5 +1,5 @@
-"""Preparation in a child process: same results and errors as in this one, and it runs only on
-CPU time the server leaves."""
+"""Preparation in a child process: same results and errors as in this one, and it runs below the
+server: SCHED_BATCH at a niceness (a share of the CPU however busy), or SCHED_IDLE."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ import os
 import pytest
 
 from avatars.pipeline import PipelineError, PrepareOptions
-from avatars.pipeline.child_process import _yield_to_the_server, prepare_in_child
+from avatars.pipeline.child_process import IDLE, _lower_priority, prepare_in_child
 
 
-def _policy_after_yielding() -> int:
-    _yield_to_the_server()
-    return os.sched_getscheduler(0)
+def _policy_after_lowering(priority) -> tuple[int, int]:
+    _lower_priority(priority)
+    return os.sched_getscheduler(0), os.nice(0)
 
 
-def test_the_child_runs_in_the_idle_scheduling_class():
+@pytest.mark.parametrize("priority, policy, niceness", [(10, os.SCHED_BATCH, 10), (15, os.SCHED_BATCH, 15),
+                                                        (IDLE, os.SCHED_IDLE, None)])
+def test_the_child_runs_below_the_server(priority, policy, niceness):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        assert pool.apply(_policy_after_yielding) == os.SCHED_IDLE
+        got_policy, got_niceness = pool.apply(_policy_after_lowering, (priority,))
+    assert got_policy == policy
+    if niceness is not None:
+        assert got_niceness == niceness
 
 
 def test_a_child_prepares_the_avatar_and_reports_progress(face_video, tmp_path):

@@ -261,13 +261,21 @@ def test_a_wait_for_an_avatar_deleted_meanwhile_answers_404_not_a_stale_201(clie
     import time
 
     def delete_soon():
-        time.sleep(0.5)
-        client(client_with_key._credentials["HTTP_X_API_KEY"]).delete("/v1/avatars/short-lived")
+        from django.db import connection
+
+        try:
+            deadline = time.monotonic() + 20
+            while not Avatar.objects.filter(avatar_id="short-lived").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # the request is waiting by now
+            client(client_with_key._credentials["HTTP_X_API_KEY"]).delete("/v1/avatars/short-lived")
+        finally:
+            connection.close()
 
     deleter = threading.Thread(target=delete_soon)
     deleter.start()
     upload = SimpleUploadedFile("v.mp4", face_video[0].read_bytes(), "video/mp4")
-    response = client_with_key.post("/v1/avatars/upload?wait=10", {"avatar_id": "short-lived", "video_file": upload},
+    response = client_with_key.post("/v1/avatars/upload?wait=30", {"avatar_id": "short-lived", "video_file": upload},
                                     format="multipart")
     deleter.join()
     body = assert_error(response, 404, "not_found")
