@@ -175,7 +175,13 @@ else:
 # process; the default in-memory layer serves one process.
 if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [os.environ["REDIS_URL"]]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # redis-py 8 waits 5 s for any reply by default, and the layer's blocking read of a
+            # socket's messages waits 5 s too: a socket that heard nothing for 5 s (a session's
+            # stream, a progress socket during a long step) failed with "Timeout reading".
+            "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 30}]},
+        }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

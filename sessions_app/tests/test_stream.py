@@ -243,6 +243,7 @@ def test_a_session_takes_at_most_its_viewer_limit(session_id, api_key, settings)
         assert (await first.connect())[0] and (await second.connect())[0]
         assert (await third.connect())[0]
         refused = await third.receive_output(5)
+        await third.disconnect()
         await first.disconnect()  # a place frees up
         fourth = connect(session_id, api_key)
         assert (await fourth.connect())[0]
@@ -275,3 +276,16 @@ def test_revoking_the_key_ends_the_streams_it_opened(session_id, api_key):
     closed, after = async_to_sync(scenario)()
     assert closed == {"type": "websocket.close", "code": 4401}
     assert after < 7  # the stream re-reads its session (and key) every 5 s
+
+
+def test_a_stream_keeps_its_rate_past_the_channel_layers_idle_read(session_id, api_key):
+    """8 s of frames: past the 5 s a Redis channel layer's blocking read waits for the socket's
+    messages (which once ended every stream there with "Timeout reading"). Run on both layers."""
+    async def scenario():
+        communicator = connect(session_id, api_key)
+        result = await watch(communicator, 8.0)
+        await communicator.disconnect()
+        return result
+
+    _, frames, elapsed = async_to_sync(scenario)()
+    assert elapsed >= 8.0 and len(frames) / elapsed >= 0.85 * 25.0
