@@ -201,6 +201,14 @@ def wait_for_avatar(avatar: Avatar, timeout_s: float) -> Avatar:
     return avatar
 
 
+def _refuse_if_shown(avatar_id: str, advice: str) -> None:
+    """AvatarInUse (409) while active sessions show the avatar, naming them."""
+    showing = usage.in_use(avatar_id)
+    if showing:
+        count = sum(len(ids) for ids in showing.values())
+        raise AvatarInUse(f"Avatar '{avatar_id}' is shown in {count} active session(s); {advice}.", showing)
+
+
 def delete_avatar(avatar_id: str, force: bool = False) -> None:
     """Cancel a running job, then remove the row, its files and the tutor's references to it.
 
@@ -208,14 +216,8 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
     which ends those sessions first.
     """
     avatar = get_avatar(avatar_id)
-    showing = usage.in_use(avatar_id)
-    if showing and not force:
-        count = sum(len(ids) for ids in showing.values())
-        raise AvatarInUse(
-            f"Avatar '{avatar_id}' is shown in {count} active session(s); end them first, "
-            "or delete with ?force=true to end them.",
-            showing,
-        )
+    if not force:
+        _refuse_if_shown(avatar_id, "end them first, or delete with ?force=true to end them")
     usage.release(avatar_id)
     if avatar.state in ACTIVE_STATES and not cancel_job(avatar_id, wait_s=10.0):
         logger.warning("avatar %s: its running job did not stop within 10 s; deleting anyway", avatar_id)
@@ -249,11 +251,7 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
     avatar = get_avatar(avatar_id)
     if avatar.state in ACTIVE_STATES:
         raise AvatarBusy(f"Avatar '{avatar_id}' is {avatar.state}; wait for it to finish or delete it.")
-    showing = usage.in_use(avatar_id)
-    if showing:
-        count = sum(len(ids) for ids in showing.values())
-        raise AvatarInUse(f"Avatar '{avatar_id}' is shown in {count} active session(s), which would lose its "
-                          "frames; end them first.", showing)
+    _refuse_if_shown(avatar_id, "they would lose its frames; end them first")
     reservation = jobs.reserve()
     try:
         with transaction.atomic():
