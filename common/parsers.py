@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rest_framework import parsers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 
 
 class JSONParser(parsers.JSONParser):
@@ -15,3 +15,23 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
             raise ParseError("JSON parse error - the body is nested too deeply.") from exc
+
+
+class WavParser(parsers.BaseParser):
+    """An audio/wav body, as its bytes (sessions_app.speech.audio reads them). At most
+    `max_bytes` (the view's `wav_max_bytes`) are read: a longer body is 413 file_too_large."""
+
+    media_type = "audio/*"
+    accepted = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        from common.errors import ServiceError
+
+        if (media_type or "").split(";")[0].strip().lower() not in self.accepted:
+            raise UnsupportedMediaType(media_type or "")
+        view = (parser_context or {}).get("view")
+        limit = getattr(view, "wav_max_bytes", 64 * 1024 * 1024)
+        data = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise ServiceError(f"The audio body is larger than {limit // (1024 * 1024)} MB.", code="file_too_large")
+        return data

@@ -1,4 +1,5 @@
-"""/ws/sessions/<session_id>/: a session's avatar frames, streamed at the avatar's frame rate."""
+"""/ws/sessions/<session_id>/: a session's avatar, live: timestamped video and audio on one clock,
+and the utterance events (sessions_app/stage.py makes them; this sends them to one viewer)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.channels import remember_server_loop
 from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse, still_allowed
 from sessions_app import services
-from sessions_app.frames import AvatarFrames, frames_version, jpeg_frame, ping_pong
+from sessions_app.frames import AvatarFrames, avatar_material, frames_version
 from sessions_app.models import SessionState
+from sessions_app.speech.renderer import load_renderer
+from sessions_app.stage import Viewer, media_message, stages
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ TOUCH_EVERY_S = 30.0
 CHECK_EVERY_S = 5.0
 WAIT_LOOK_EVERY_S = 1.0  # while waiting for the avatar: how often its state is read again
 CLOSE_TOO_MANY_VIEWERS = 4429
+CLOSE_TOO_SLOW = 1013  # "try again later": the viewer could not take the media as fast as it plays
 
 
 class Viewers:
@@ -60,12 +64,14 @@ viewers = Viewers()
 
 class SessionStreamConsumer(AsyncWebsocketConsumer):
     """A session's stream. While its avatar is still being prepared: the preview of another ready
-    avatar of the tutor as one binary JPEG, when there is one, and JSON messages
+    avatar of the tutor as one video message (time 0), when there is one, and JSON messages
     {"type": "waiting", "avatar_id", "avatar_state", "stage", "progress"} (once, then on every
     change). Once it is ready: a JSON header {"type": "session", "avatar_id", "fps", "width",
-    "height", "frame_count"}, then the frames as binary JPEG messages paced at the avatar's fps,
-    forward then backward. When the tutor switches to a new avatar, a new header and that
-    avatar's frames follow. When the session ends: {"type": "ended", "reason"}, then close 4404
+    "height", "frame_count", "audio_rate"}, then binary media messages (b"V" + 8-byte big-endian
+    presentation time in microseconds + JPEG; b"A" + time + 16-bit little-endian mono PCM at
+    audio_rate), one of each per frame, and JSON events utterance.started / utterance.ended.
+    When the tutor switches to a new avatar, a new header and that avatar's media follow (its
+    clock starts again at 0). When the session ends: {"type": "ended", "reason"}, then close 4404
     (also at once for an unknown or ended session)."""
 
     streamer: asyncio.Task | None = None
@@ -112,6 +118,14 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     async def session_avatar_changed(self, event) -> None:
         self.woken.set()  # the avatar became ready, or the tutor switched: look now
 
+    async def session_speak(self, event) -> None:
+        for stage in stages.of_session(self.session_id):
+            stage.speak()
+
+    async def session_interrupt(self, event) -> None:
+        for stage in stages.of_session(self.session_id):
+            stage.interrupt(int(event["up_to"]))
+
     async def _end(self, reason: str) -> None:
         await self.send(text_data=json.dumps({"type": "ended", "session_id": self.session_id, "reason": reason}))
         await self.close(code=CLOSE_NOT_FOUND)
@@ -119,6 +133,8 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     async def _run(self, look: "Look") -> None:
         try:
             while True:
+                if look.closed:
+                    return
                 if look.ended_reason is not None:
                     await self._end(look.ended_reason)
                     return
@@ -141,7 +157,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         shown = None
         if look.still_of:  # a still of the tutor while it waits: one JPEG, like a frame
             still = await database_sync_to_async(storage.read_prepared)(look.still_of, "preview.jpg")
-            await self.send(bytes_data=still)
+            await self.send(bytes_data=media_message(b"V", 0, still))
         loop = asyncio.get_running_loop()
         next_touch = loop.time() + TOUCH_EVERY_S
         while look.ready is None and look.ended_reason is None:
@@ -160,41 +176,52 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         return look
 
     async def _stream(self, frames: AvatarFrames) -> "Look":
-        """Send the frames until the session ends or shows another avatar; what was then seen."""
+        """Send the session's media until it ends or shows another avatar; what was then seen."""
+        rate = settings.SESSION_AUDIO_RATE
         await self.send(text_data=json.dumps({
             "type": "session", "session_id": self.session_id, "avatar_id": frames.avatar_id,
             "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
+            "audio_rate": rate,
         }))
+        material = await database_sync_to_async(avatar_material)(frames)
+        viewer = Viewer()
+        stage = stages.join(self.session_id, frames, lambda: load_renderer(settings.SESSION_RENDERER, material),
+                            rate, viewer)
         loop = asyncio.get_running_loop()
-        interval = 1.0 / frames.fps
-        start = next_check = next_touch = loop.time()
-        step = 0
+        next_check = next_touch = loop.time()
         self.woken.clear()
-        while True:
-            try:
-                frame = await jpeg_frame(frames, ping_pong(step, frames.frame_count))
-            except OSError:
-                # Its files went (the tutor switched and the old avatar was deleted, or it is being
-                # prepared again) before this stream heard: look where the session stands now.
-                look = await self._look(touch=False)
-                if look is None or look.ready is None or frames_version(look.ready) != frames.version:
-                    return look or Look(ended_reason="ended")
-                raise
-            await self.send(bytes_data=frame)
-            step += 1
-            now = loop.time()
-            if now >= next_check or self.woken.is_set():
-                next_check = now + CHECK_EVERY_S
-                self.woken.clear()
-                look = await self._look(touch=now >= next_touch)
-                if now >= next_touch:
-                    next_touch = now + TOUCH_EVERY_S
-                if look is None or look.ready is None or frames_version(look.ready) != frames.version:
-                    return look or Look(ended_reason="ended")
-            delay = start + step * interval - now
-            if delay < -1.0:
-                start = now - step * interval  # fell a second behind: carry on, don't burst
-            await asyncio.sleep(max(0.0, delay))
+        try:
+            while True:
+                try:
+                    kind, item = await asyncio.wait_for(viewer.queue.get(), CHECK_EVERY_S)
+                except TimeoutError:
+                    kind = None
+                if kind == "media":
+                    await self.send(bytes_data=item)
+                elif kind == "event":
+                    await self.send(text_data=json.dumps({**item, "session_id": self.session_id}))
+                elif kind == "gone":
+                    look = await self._look(touch=False)
+                    if look is None or look.ready is None or frames_version(look.ready) != frames.version:
+                        return look or Look(ended_reason="ended")
+                    raise RuntimeError("the avatar's frames cannot be read")
+                elif kind == "failed":
+                    raise RuntimeError("the session's stage failed")
+                if viewer.too_slow:
+                    logger.info("stream of session %s closed: the viewer fell behind", self.session_id)
+                    await self.close(code=CLOSE_TOO_SLOW)
+                    return Look(closed=True)
+                now = loop.time()
+                if now >= next_check or self.woken.is_set():
+                    next_check = now + CHECK_EVERY_S
+                    self.woken.clear()
+                    look = await self._look(touch=now >= next_touch)
+                    if now >= next_touch:
+                        next_touch = now + TOUCH_EVERY_S
+                    if look is None or look.ready is None or frames_version(look.ready) != frames.version:
+                        return look or Look(ended_reason="ended")
+        finally:
+            stages.leave(stage, viewer)
 
     @database_sync_to_async
     def _look(self, touch: bool) -> "Look | None":
@@ -237,3 +264,4 @@ class Look:
     waiting: dict | None = None
     still_of: str | None = None
     ended_reason: str | None = None
+    closed: bool = False

@@ -9,6 +9,7 @@ a frame pushed out of the cache is read again when next needed.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 from collections import OrderedDict
@@ -20,6 +21,7 @@ import numpy as np
 
 from avatars import storage
 from avatars.models import Avatar
+from sessions_app.speech.renderer import AvatarMaterial
 
 PNG_TO_JPEG_QUALITY = 90
 
@@ -120,3 +122,18 @@ def ping_pong(step: int, frame_count: int) -> int:
     period = 2 * frame_count - 2
     position = step % period
     return position if position < frame_count else period - position
+
+
+def avatar_material(frames: AvatarFrames) -> AvatarMaterial:
+    """What a frame renderer may use of the avatar (read from its prepared files: blocking)."""
+    manifest = json.loads(storage.read_prepared(frames.avatar_id, "avatar.json"))
+    landmarks = None
+    if manifest.get("landmarks") and storage.prepared_exists(frames.avatar_id, "landmarks.npy"):
+        landmarks = np.load(io.BytesIO(storage.read_prepared(frames.avatar_id, "landmarks.npy")))
+
+    def read_crop(index: int) -> np.ndarray:  # crops are always PNG
+        data = storage.read_prepared(frames.avatar_id, f"face_imgs/{Path(frames.names[index]).stem}.png")
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+    return AvatarMaterial(frames.frame_count, frames.width, frames.height, frames.fps,
+                          [tuple(box) for box in manifest.get("coords", [])], landmarks, read_crop)

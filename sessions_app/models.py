@@ -26,6 +26,9 @@ class TutoringSession(models.Model):
     last_activity_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, blank=True, default="")
+    # Utterances waiting to play: counted by conditional updates, so a full queue is refused
+    # without a read-count-insert race.
+    queued_utterances = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -37,3 +40,35 @@ class TutoringSession(models.Model):
     @property
     def stream_url(self) -> str:
         return f"/ws/sessions/{self.session_id}/"
+
+
+class UtteranceState(models.TextChoices):
+    QUEUED = "queued"
+    PLAYING = "playing"
+    DONE = "done"
+    INTERRUPTED = "interrupted"
+
+
+class Utterance(models.Model):
+    """Something the tutor says in a session: its audio at the session's rate and how open the
+    mouth is over it. Played in order of `id`; the audio is dropped once it has been played."""
+
+    utterance_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(TutoringSession, on_delete=models.CASCADE, related_name="utterances")
+    text = models.TextField(blank=True, default="")  # empty for an audio body
+    source = models.CharField(max_length=8)  # "text" or "audio"
+    state = models.CharField(max_length=16, choices=UtteranceState.choices, default=UtteranceState.QUEUED, db_index=True)
+    rate = models.PositiveIntegerField()
+    sample_count = models.PositiveIntegerField()
+    pcm = models.BinaryField(default=b"")  # mono int16 little-endian at `rate`
+    mouth = models.BinaryField(default=b"")  # float32 openness per speech.mouth.TRACK_STEP_S
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    @property
+    def duration_s(self) -> float:
+        return self.sample_count / self.rate

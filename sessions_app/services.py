@@ -14,7 +14,7 @@ from common.channels import send_to_group
 from common.errors import InvalidRequest, NotFound
 from sessions_app.errors import AvatarNotReady, SessionLimit
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
-from sessions_app.models import SessionState, TutoringSession
+from sessions_app.models import SessionState, TutoringSession, Utterance, UtteranceState
 from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
@@ -99,12 +99,21 @@ def end_session(session_id, reason: str = "ended") -> TutoringSession:
     session = get_session(session_id)
     if session.state == SessionState.ACTIVE:
         now = timezone.now()
-        TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
-            state=SessionState.ENDED, ended_at=now, end_reason=reason)
+        with transaction.atomic():
+            TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
+                state=SessionState.ENDED, ended_at=now, end_reason=reason)
+            _end_utterances(session.pk, now)
         session.refresh_from_db()
         send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
         logger.info("session %s: ended (%s)", session.session_id, reason)
     return session
+
+
+def _end_utterances(session_pk, now) -> None:
+    """Nothing more of an ended session will be said (speaking.py queues and plays utterances)."""
+    Utterance.objects.filter(session_id=session_pk, state__in=[UtteranceState.QUEUED, UtteranceState.PLAYING]
+                             ).update(state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
+    TutoringSession.objects.filter(pk=session_pk).update(queued_utterances=0)
 
 
 def end_idle_sessions() -> int:

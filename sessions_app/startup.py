@@ -1,5 +1,5 @@
 """What a serving process does for tutoring sessions when it starts and stops: the sweep that ends
-idle sessions. Called from the server's lifespan (tutorplatform/lifespan.py)."""
+idle sessions, and loading the voice. Called from the server's lifespan (tutorplatform/lifespan.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ _stop_sweep = threading.Event()
 
 
 def start_background_work() -> None:
+    if settings.SESSION_VOICE_PRELOAD:
+        from sessions_app.speaking import preload_voice
+
+        preload_voice()
     if settings.SESSION_IDLE_SWEEP:
         _stop_sweep.clear()
         threading.Thread(target=_sweep_idle_sessions, name="idle-session-sweep", daemon=True).start()

@@ -408,3 +408,21 @@ SESSION_IDLE_SWEEP = env_bool("SESSION_IDLE_SWEEP", True)
 SESSION_MAX_VIEWERS = env_int("SESSION_MAX_VIEWERS", 4)
 # Memory for encoded frames shared by all viewers (all avatars together), in MB.
 SESSION_FRAME_CACHE_MB = env_int("SESSION_FRAME_CACHE_MB", 256)
+
+# --- Speaking sessions (POST /v1/sessions/{id}/speak) ------------------------------------------
+
+# The voice that speaks text: a dotted path to a Voice class (sessions_app/speech/voices.py).
+SESSION_VOICE = env_str("SESSION_VOICE", "sessions_app.speech.voices.JoePiperVoice")
+# For SESSION_VOICE=sessions_app.speech.voices.PiperVoiceFile: the Piper voice's .onnx file.
+SESSION_VOICE_MODEL = env_str("SESSION_VOICE_MODEL", "")
+# What draws a speaking frame: a dotted path to a FrameRenderer class (sessions_app/speech/renderer.py).
+SESSION_RENDERER = env_str("SESSION_RENDERER", "sessions_app.speech.renderer.MouthAnimator")
+# The stream's audio: mono 16-bit PCM at this rate (Hz).
+SESSION_AUDIO_RATE = env_int("SESSION_AUDIO_RATE", 24000)
+# Longest text one speak request may carry (characters), and longest audio body (seconds).
+SESSION_SPEAK_MAX_CHARS = env_int("SESSION_SPEAK_MAX_CHARS", 1000)
+SESSION_SPEAK_MAX_AUDIO_S = env_float("SESSION_SPEAK_MAX_AUDIO_S", 120.0)
+# Utterances a session may have waiting to play (past it: 429 speak_queue_full).
+SESSION_MAX_QUEUED_UTTERANCES = env_int("SESSION_MAX_QUEUED_UTTERANCES", 8)
+# Load the voice when the server starts, so the first speak does not wait ~1 s for it.
+SESSION_VOICE_PRELOAD = env_bool("SESSION_VOICE_PRELOAD", True)

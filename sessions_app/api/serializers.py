@@ -8,6 +8,7 @@ from avatars.services import AVATAR_ID_PATTERN
 from common.api_input import MAX_DB_INT, MAX_OFFSET
 from sessions_app.models import SessionState
 from sessions_app.services import shown_state
+from sessions_app.speaking import playing_utterance_id
 
 
 class CreateSessionSerializer(serializers.Serializer):
@@ -40,6 +41,8 @@ class SessionSerializer(serializers.Serializer):
     ended_at = serializers.DateTimeField(allow_null=True)
     end_reason = serializers.CharField(allow_blank=True)
     stream_url = serializers.CharField(read_only=True)
+    speaking = serializers.SerializerMethodField()
+    utterance_id = serializers.SerializerMethodField()
 
     def _avatar_state(self, session) -> str | None:
         if not hasattr(session, "_avatar_state"):
@@ -56,6 +59,43 @@ class SessionSerializer(serializers.Serializer):
     def get_avatar_state(self, session) -> str | None:
         """The state of the avatar the session shows (null once it is deleted)."""
         return self._avatar_state(session)
+
+
+    def _playing(self, session) -> str | None:
+        if not hasattr(session, "_playing"):
+            session._playing = playing_utterance_id(session)
+        return session._playing
+
+    def get_speaking(self, session) -> bool:
+        """Whether the tutor is saying something now (an utterance is playing on its stream)."""
+        return self._playing(session) is not None
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_utterance_id(self, session) -> str | None:
+        """The utterance playing now, if any."""
+        return self._playing(session)
+
+
+class SpeakSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                 help_text="What the tutor says (at most SESSION_SPEAK_MAX_CHARS characters).")
+    interrupt = serializers.BooleanField(default=False, help_text="Cut what is being said (and drop what waits) first.")
+
+
+class SpeakQuerySerializer(serializers.Serializer):
+    """With an audio/wav body, `interrupt` comes in the query string."""
+
+    interrupt = serializers.BooleanField(default=False)
+
+
+class UtteranceSerializer(serializers.Serializer):
+    utterance_id = serializers.UUIDField()
+    state = serializers.CharField()
+    duration_s = serializers.SerializerMethodField()
+    source = serializers.CharField()
+
+    def get_duration_s(self, utterance) -> float:
+        return round(utterance.duration_s, 3)
 
 
 class SessionListSerializer(serializers.Serializer):

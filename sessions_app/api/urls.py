@@ -6,4 +6,6 @@ urlpatterns = [
     path("sessions", views.SessionListCreateView.as_view(), name="session-list"),
     path("sessions/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
     path("sessions/<str:session_id>/end", views.SessionEndView.as_view(), name="session-end"),
+    path("sessions/<str:session_id>/speak", views.SessionSpeakView.as_view(), name="session-speak"),
+    path("sessions/<str:session_id>/interrupt", views.SessionInterruptView.as_view(), name="session-interrupt"),
 ]

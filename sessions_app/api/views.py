@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api_input import validated
 from common.api_schema import errors, extend_schema
-from sessions_app import services
+from common.parsers import JSONParser, WavParser
+from sessions_app import services, speaking
 from sessions_app.api.serializers import (
     CreateSessionSerializer,
+    SpeakQuerySerializer,
+    SpeakSerializer,
+    UtteranceSerializer,
     SessionListQuerySerializer,
     SessionListSerializer,
     SessionSerializer,
@@ -41,3 +46,27 @@ class SessionEndView(APIView):
     @extend_schema(request=None, responses={200: SessionSerializer, **errors(401, 404)})
     def post(self, request, session_id: str):
         return Response(SessionSerializer(services.end_session(session_id)).data)
+
+
+class SessionSpeakView(APIView):
+    """Text (JSON) or recorded speech (audio/wav) for the tutor to say."""
+
+    parser_classes = [JSONParser, WavParser]
+    wav_max_bytes = 64 * 1024 * 1024  # two minutes of 16-bit stereo at 96 kHz, with room
+
+    @extend_schema(request={"application/json": SpeakSerializer, "audio/wav": OpenApiTypes.BINARY},
+                   responses={202: UtteranceSerializer, **errors(400, 401, 404, 413, 415, 422, 429)})
+    def post(self, request, session_id: str):
+        if isinstance(request.data, bytes):
+            utterance = speaking.speak_audio(session_id, request.data,
+                                             interrupt=validated(SpeakQuerySerializer, request.query_params)["interrupt"])
+        else:
+            asked = validated(SpeakSerializer, request.data)
+            utterance = speaking.speak_text(session_id, asked["text"], interrupt=asked["interrupt"])
+        return Response(UtteranceSerializer(utterance).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SessionInterruptView(APIView):
+    @extend_schema(request=None, responses={200: SessionSerializer, **errors(401, 404)})
+    def post(self, request, session_id: str):
+        return Response(SessionSerializer(speaking.interrupt(session_id)).data)

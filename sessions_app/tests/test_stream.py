@@ -16,6 +16,7 @@ from avatars import jobs, services as avatar_services
 from avatars.models import AvatarSource
 from sessions_app import services
 from sessions_app.frames import FrameCache, ping_pong
+from testsupport.stream import Media, next_video, parse
 from tutorplatform.asgi import application
 from tutors.models import Tutor
 
@@ -36,15 +37,14 @@ def connect(session_id: str, api_key: str) -> WebsocketCommunicator:
 
 
 async def watch(communicator: WebsocketCommunicator, seconds: float) -> tuple[dict, list[bytes], float]:
-    """Connect, read the header, then collect frames for `seconds`; returns them and the time taken."""
+    """Connect, read the header, then collect video frames for `seconds`; returns their JPEGs and the time taken."""
     connected, _ = await communicator.connect()
     assert connected
     header = json.loads((await communicator.receive_output(5))["text"])
     frames = []
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        message = await communicator.receive_output(5)
-        frames.append(message["bytes"])
+        frames.append((await next_video(communicator)).payload)
     return header, frames, time.monotonic() - started
 
 
@@ -57,11 +57,11 @@ def test_frames_arrive_at_the_avatars_fps_as_jpegs_of_its_size(session_id, api_k
 
     header, frames, elapsed = async_to_sync(scenario)()
     assert header == {"type": "session", "session_id": session_id, "avatar_id": "streamed", "fps": 25.0,
-                      "width": 640, "height": 360, "frame_count": 50}
+                      "width": 640, "height": 360, "frame_count": 50, "audio_rate": 24000}
     rate = len(frames) / elapsed
     print(f"one viewer: {rate:.1f} frames/s (avatar fps 25)")
     assert abs(rate - 25.0) <= 0.15 * 25.0
-    for data in frames[::10]:
+    for data in frames[::10]:  # JPEGs of the avatar's size
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert image is not None and image.shape == (360, 640, 3)
 
@@ -144,7 +144,7 @@ def test_a_waiting_session_says_so_then_streams_once_its_avatar_is_ready(api_key
             message = json.loads((await communicator.receive_output(60))["text"])
             if message["type"] != "waiting":
                 break
-        frame = await communicator.receive_output(5)
+        frame = await next_video(communicator)
         await communicator.disconnect()
         return waiting, message, frame
 
@@ -152,7 +152,7 @@ def test_a_waiting_session_says_so_then_streams_once_its_avatar_is_ready(api_key
     assert waiting["type"] == "waiting" and waiting["avatar_id"] == "coming"
     assert waiting["avatar_state"] in ("queued", "processing")
     assert header["type"] == "session" and header["avatar_id"] == "coming" and header["frame_count"] == 50
-    assert frame["bytes"][:2] == b"\xff\xd8"
+    assert frame.payload[:2] == b"\xff\xd8"
 
 
 def test_a_session_whose_avatar_fails_hears_why_and_closes(api_key, no_face_video, gate_jobs):
@@ -199,7 +199,8 @@ def test_while_it_waits_a_session_shows_a_still_of_the_tutors_ready_avatar(sessi
         still, waiting = async_to_sync(scenario)()
     finally:
         go.set()
-    assert still["bytes"][:2] == b"\xff\xd8"
+    still = parse(still)
+    assert isinstance(still, Media) and still.kind == "V" and still.pts_us == 0 and still.payload[:2] == b"\xff\xd8"
     assert json.loads(waiting["text"])["type"] == "waiting"
 
 
@@ -223,7 +224,7 @@ def test_a_stream_switches_to_the_tutors_new_avatar_without_stopping(session_id,
                 new_header = json.loads(message["text"])
                 break
             frames_before_switch += 1
-        after = await communicator.receive_output(5)
+        after = await next_video(communicator)
         await communicator.disconnect()
         return header, frames_before_switch, new_header, after
 
@@ -231,7 +232,7 @@ def test_a_stream_switches_to_the_tutors_new_avatar_without_stopping(session_id,
     assert header["avatar_id"] == old_avatar
     assert frames_before_switch > 5  # the old frames kept coming while the new avatar was prepared
     assert new_header["type"] == "session" and new_header["avatar_id"] == "replacement"
-    assert after["bytes"][:2] == b"\xff\xd8"
+    assert after.payload[:2] == b"\xff\xd8" and after.pts_us == 0  # the new avatar's clock starts at 0
     assert services.get_session(session_id).state == "active"
 
 

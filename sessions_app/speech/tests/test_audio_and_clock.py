@@ -1,0 +1,76 @@
+"""Audio bodies, resampling, the media clock and mouth tracks (no Django)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sessions_app.speech import mouth
+from sessions_app.speech.audio import BadAudio, envelope, read_wav, resample
+from sessions_app.speech.clock import frame_samples, pts_us
+from sessions_app.speech.voices import Phoneme
+from testsupport.audio import syllables, wav_bytes
+
+
+def test_a_stereo_wav_at_any_common_rate_is_read_as_mono():
+    tone = (np.sin(2 * np.pi * 440 * np.arange(44100) / 44100) * 10000).astype(np.int16)
+    samples, rate = read_wav(wav_bytes(tone, 44100, channels=2), max_seconds=10)
+    assert rate == 44100 and len(samples) == 44100
+    assert np.abs(samples.astype(int) - tone).max() <= 1
+
+
+@pytest.mark.parametrize("body, code", [
+    (wav_bytes(np.zeros(800, np.int16), 8000, width=1), "unsupported_audio"),  # 8-bit
+    (b"RIFF....WAVEfmt nonsense", "invalid_audio"),
+    (b"", "invalid_audio"),
+    (wav_bytes(np.zeros(0, np.int16), 16000), "invalid_audio"),  # no samples
+    (wav_bytes(np.zeros(16000 * 3, np.int16), 16000), "audio_too_long"),
+    (wav_bytes(np.zeros(100, np.int16), 4000), "unsupported_audio"),  # rate too low
+])
+def test_bad_audio_says_why(body, code):
+    with pytest.raises(BadAudio) as raised:
+        read_wav(body, max_seconds=2)
+    assert raised.value.code == code
+
+
+def test_a_truncated_wav_keeps_what_it_holds():
+    body = wav_bytes(np.full(1000, 1000, np.int16), 16000)[:-501]  # cut mid-sample
+    samples, _ = read_wav(body, max_seconds=2)
+    assert 740 <= len(samples) <= 750
+
+
+def test_resampling_keeps_length_and_pitch():
+    rate, to_rate = 44100, 24000
+    tone = (np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 10000).astype(np.int16)
+    out = resample(tone, rate, to_rate)
+    assert len(out) == to_rate
+    peak_hz = np.argmax(np.abs(np.fft.rfft(out.astype(float)))) * to_rate / len(out)
+    assert abs(peak_hz - 440) <= 2
+    assert 9000 <= np.abs(out).max() <= 10500
+
+
+@pytest.mark.parametrize("fps", [25.0, 29.97, 30.0, 24.0])
+def test_video_frames_cover_the_audio_without_gap_or_overlap(fps):
+    rate = 24000
+    spans = [frame_samples(index, rate, fps) for index in range(3000)]
+    assert spans[0][0] == 0
+    assert all(end == next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert abs(spans[-1][1] - 3000 * rate / fps) < 1
+    for index, (start, _) in enumerate(spans[:300]):  # a frame's time and its audio's agree to a sample
+        assert abs(pts_us(start, rate) - index * 1_000_000 / fps) <= 1_000_000 / rate + 1
+
+
+def test_the_mouth_closes_on_m_and_opens_on_a():
+    phonemes = (Phoneme("m", 0.0, 0.2), Phoneme("a", 0.2, 0.5), Phoneme("m", 0.5, 0.7), Phoneme(" ", 0.7, 1.0))
+    track = mouth.from_phonemes(phonemes, 1.0)
+    assert mouth.openness_at(track, 0.3, 0.4) > 0.8
+    assert mouth.openness_at(track, 0.0, 0.1) < 0.1 and mouth.openness_at(track, 0.85, 1.0) < 0.1
+
+
+def test_from_audio_the_mouth_follows_loudness():
+    rate = 24000
+    speech = syllables(3.0, rate)
+    track = mouth.from_audio(speech, rate)
+    loudness = envelope(speech, rate, mouth.TRACK_STEP_S)[:len(track)]
+    assert np.corrcoef(track, loudness)[0, 1] > 0.8
+    assert mouth.from_audio(np.zeros(rate, np.int16), rate).max() == 0  # silence: closed

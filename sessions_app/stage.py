@@ -1,0 +1,242 @@
+"""A session's live media in this server process: one clock, one renderer, every viewer.
+
+The stage ticks once per video frame. Each tick takes the audio samples that frame covers
+(speech.clock: audio is the master), from the utterance playing or silence between utterances,
+and the frame: the idle back-and-forth loop's next frame, its mouth drawn open by the renderer
+while speech sounds (rendering runs in a thread pool: OpenCV's decode, remap and encode release
+the GIL). Every viewer gets the same timestamped messages, so the work is done once per session
+however many watch; media goes out LEAD_FRAMES ahead of its time, the client's buffer.
+
+Messages (to each viewer's queue): ("media", bytes) with one byte kind (b"V" JPEG, b"A" PCM),
+eight bytes presentation time (microseconds, big-endian), the payload; ("event", dict) JSON.
+
+With several server processes, a session's viewers should reach one process (route sockets by
+session id): each process's stage plays the utterances it claims, and another's viewers would not
+hear them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from channels.db import database_sync_to_async
+
+from sessions_app import speaking
+from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
+from sessions_app.speech.clock import frame_samples, pts_us
+from sessions_app.speech.mouth import openness_at
+from sessions_app.speech.renderer import MIN_OPENNESS, FrameRenderer, FrameSpeech
+
+logger = logging.getLogger(__name__)
+
+# Media goes out this many frames before its presentation time: the client's jitter buffer
+# (120 ms at 25 fps). Also what an interrupt can still let through.
+LEAD_FRAMES = 3
+# Between utterances, how often the database is asked for a queued one that no message announced.
+LOOK_EVERY_S = 1.0
+SPEAKING_JPEG_QUALITY = 85
+# A viewer this many messages behind (about 4 s of media at 25 fps) is too slow to follow.
+VIEWER_BACKLOG_LIMIT = 200
+
+_render_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render")
+
+
+def media_message(kind: bytes, pts: int, payload: bytes) -> bytes:
+    return kind + struct.pack(">Q", pts) + payload
+
+
+@dataclass
+class Playing:
+    pk: int
+    utterance_id: str
+    samples: np.ndarray
+    mouth: np.ndarray
+    rate: int
+    position: int = 0  # samples already played
+
+
+class Viewer:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.too_slow = False
+
+    def put(self, item) -> None:
+        if self.queue.qsize() >= VIEWER_BACKLOG_LIMIT:
+            self.too_slow = True
+            return
+        self.queue.put_nowait(item)
+
+
+class Stage:
+    def __init__(self, session_id: str, frames: AvatarFrames, renderer: FrameRenderer, audio_rate: int) -> None:
+        self.session_id = session_id
+        self.frames = frames
+        self.renderer = renderer
+        self.rate = audio_rate
+        self.viewers: list[Viewer] = []
+        self.playing: Playing | None = None
+        self.wake = asyncio.Event()  # a speak: look for a queued utterance at the next tick
+        self.cut = asyncio.Event()  # an interrupt: tick at once
+        self.cut_up_to: int | None = None  # interrupt every utterance up to this id
+        self.task: asyncio.Task | None = None
+        self.dead = False  # its clock stopped on an error: new viewers get a new stage
+
+    # --- from consumers ------------------------------------------------------------------------
+    def add(self, viewer: Viewer) -> None:
+        self.viewers.append(viewer)
+        if self.task is None:
+            self.task = asyncio.create_task(self._run())
+
+    def remove(self, viewer: Viewer) -> bool:
+        """True when it was the last viewer (the stage has stopped)."""
+        if viewer in self.viewers:
+            self.viewers.remove(viewer)
+        if self.viewers or self.task is None:
+            return not self.viewers
+        self.task.cancel()
+        if self.playing is not None:  # nobody hears the rest
+            asyncio.create_task(database_sync_to_async(speaking.finish)(self.playing.pk, "interrupted"))
+            self.playing = None
+        return True
+
+    def speak(self) -> None:
+        self.wake.set()
+
+    def interrupt(self, up_to: int) -> None:
+        self.cut_up_to = max(up_to, self.cut_up_to or 0)
+        self.cut.set()
+
+    # --- the clock -----------------------------------------------------------------------------
+    def _send(self, item) -> None:
+        for viewer in self.viewers:
+            viewer.put(item)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        fps = self.frames.fps
+        start = loop.time()
+        next_look = start
+        index = 0
+        try:
+            while True:
+                first, end = frame_samples(index, self.rate, fps)
+                pts = pts_us(first, self.rate)
+                if self.cut_up_to is not None:
+                    await self._cut(pts)
+                if self.playing is None and (self.wake.is_set() or loop.time() >= next_look):
+                    self.wake.clear()
+                    next_look = loop.time() + LOOK_EVERY_S
+                    await self._claim(pts)
+                audio, speech, played = self._audio(end - first)
+                shown = ping_pong(index, self.frames.frame_count)
+                jpeg = await jpeg_frame(self.frames, shown)
+                if speech is not None and speech.openness >= MIN_OPENNESS:
+                    jpeg = await loop.run_in_executor(_render_pool, self._render, jpeg, shown, speech)
+                self._send(("media", media_message(b"V", pts, jpeg)))
+                self._send(("media", media_message(b"A", pts, audio.astype("<i2").tobytes())))
+                if self.playing is not None and self.playing.position >= len(self.playing.samples):
+                    done = self.playing
+                    self.playing = None
+                    self._send(("event", {"type": "utterance.ended", "utterance_id": done.utterance_id,
+                                          "pts_us": pts_us(first + played, self.rate),
+                                          "reason": "done"}))
+                    await database_sync_to_async(speaking.finish)(done.pk, "done")
+                    next_look = loop.time()  # the next one may wait already
+                index += 1
+                delay = start + (index - LEAD_FRAMES) / fps - loop.time()
+                if delay < -1.0:  # fell a second behind (a stalled machine): carry on, don't burst
+                    start -= delay
+                    delay = 0.0
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self.cut.wait(), delay)
+                    except TimeoutError:
+                        pass
+        except asyncio.CancelledError:
+            raise
+        except OSError:
+            # The avatar's files went (the tutor switched and the old avatar was deleted, or it is
+            # being prepared again) before its viewers heard: they look where the session stands.
+            self.dead = True
+            self._send(("gone", None))
+        except Exception:
+            logger.exception("stage of session %s failed", self.session_id)
+            self.dead = True
+            self._send(("failed", None))
+
+    def _audio(self, count: int) -> tuple[np.ndarray, FrameSpeech | None, int]:
+        """The frame's `count` samples, what the mouth does over them, and how many are speech."""
+        playing = self.playing
+        if playing is None:
+            return np.zeros(count, np.int16), None, 0
+        part = playing.samples[playing.position:playing.position + count]
+        start_s = playing.position / playing.rate
+        playing.position += count
+        audio = part if len(part) == count else np.concatenate([part, np.zeros(count - len(part), np.int16)])
+        openness = openness_at(playing.mouth, start_s, start_s + count / playing.rate)
+        return audio, FrameSpeech(openness, audio, playing.rate), len(part)
+
+    async def _claim(self, pts: int) -> None:
+        utterance = await database_sync_to_async(speaking.claim_next)(self.session_id)
+        if utterance is None:
+            return
+        samples = np.frombuffer(bytes(utterance.pcm), dtype="<i2")
+        track = np.frombuffer(bytes(utterance.mouth), dtype="<f4")
+        if utterance.rate != self.rate:  # made under another SESSION_AUDIO_RATE
+            from sessions_app.speech.audio import resample
+
+            samples = resample(samples, utterance.rate, self.rate)
+        self.playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, self.rate)
+        self._send(("event", {"type": "utterance.started", "utterance_id": str(utterance.utterance_id),
+                              "pts_us": pts, "duration_s": round(len(samples) / self.rate, 3)}))
+
+    async def _cut(self, pts: int) -> None:
+        up_to, self.cut_up_to = self.cut_up_to, None
+        self.cut.clear()
+        playing = self.playing
+        if playing is not None and playing.pk <= up_to:
+            self.playing = None
+            self._send(("event", {"type": "utterance.ended", "utterance_id": playing.utterance_id,
+                                  "pts_us": pts, "reason": "interrupted"}))
+            await database_sync_to_async(speaking.finish)(playing.pk, "interrupted")
+
+    def _render(self, jpeg: bytes, index: int, speech: FrameSpeech) -> bytes:
+        idle = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        frame = self.renderer.render(idle, index, speech)
+        if frame is idle:
+            return jpeg
+        return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, SPEAKING_JPEG_QUALITY])[1].tobytes()
+
+
+class Stages:
+    """The stages of this process, one per session and avatar run."""
+
+    def __init__(self) -> None:
+        self._stages: dict[tuple[str, str], Stage] = {}
+
+    def join(self, session_id: str, frames: AvatarFrames, make_renderer, audio_rate: int, viewer: Viewer) -> Stage:
+        key = (session_id, frames.version)
+        stage = self._stages.get(key)
+        if stage is None or stage.dead:
+            stage = self._stages[key] = Stage(session_id, frames, make_renderer(), audio_rate)
+        stage.add(viewer)
+        return stage
+
+    def leave(self, stage: Stage, viewer: Viewer) -> None:
+        if stage.remove(viewer):
+            key = (stage.session_id, stage.frames.version)
+            if self._stages.get(key) is stage:
+                del self._stages[key]
+
+    def of_session(self, session_id: str) -> list[Stage]:
+        return [stage for (sid, _), stage in self._stages.items() if sid == session_id]
+
+
+stages = Stages()
