@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load` or `priority`. Installs the
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority` or `speak`. Installs the
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +11,6 @@ case "${1:-pipeline}" in
   stream) python bench/stream_bench.py ;;
   load) python bench/load_bench.py ;;
   priority) python bench/priority_bench.py ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority]" >&2; exit 2 ;;
+  speak) python bench/speak_bench.py ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak]" >&2; exit 2 ;;
 esac

@@ -45,6 +45,15 @@ SPEAKING_JPEG_QUALITY = 85
 # A viewer this many messages behind (about 4 s of media at 25 fps) is too slow to follow.
 VIEWER_BACKLOG_LIMIT = 200
 
+
+
+def _in_thread(function):
+    """A database call from the stage, in a worker thread of its own: not the thread-sensitive
+    executor, which a stage cancelled while its socket closes could wait on for ever (seen under
+    the test client, whose main thread serves that executor)."""
+    return database_sync_to_async(function, thread_sensitive=False)
+
+
 _render_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render")
 
 
@@ -102,7 +111,7 @@ class Stage:
             return not self.viewers
         self.task.cancel()
         if self.playing is not None:  # nobody hears the rest
-            asyncio.create_task(database_sync_to_async(speaking.finish)(self.playing.pk, "interrupted"))
+            asyncio.create_task(_in_thread(speaking.finish)(self.playing.pk, "interrupted"))
             self.playing = None
         return True
 
@@ -147,7 +156,7 @@ class Stage:
                     self._send(("event", {"type": "utterance.ended", "utterance_id": done.utterance_id,
                                           "pts_us": pts_us(first + played, self.rate),
                                           "reason": "done"}))
-                    await database_sync_to_async(speaking.finish)(done.pk, "done")
+                    await _in_thread(speaking.finish)(done.pk, "done")
                     next_look = loop.time()  # the next one may wait already
                 index += 1
                 delay = start + (index - LEAD_FRAMES) / fps - loop.time()
@@ -184,7 +193,7 @@ class Stage:
         return audio, FrameSpeech(openness, audio, playing.rate), len(part)
 
     async def _claim(self, pts: int) -> None:
-        utterance = await database_sync_to_async(speaking.claim_next)(self.session_id)
+        utterance = await _in_thread(speaking.claim_next)(self.session_id)
         if utterance is None:
             return
         samples = np.frombuffer(bytes(utterance.pcm), dtype="<i2")
@@ -205,7 +214,7 @@ class Stage:
             self.playing = None
             self._send(("event", {"type": "utterance.ended", "utterance_id": playing.utterance_id,
                                   "pts_us": pts, "reason": "interrupted"}))
-            await database_sync_to_async(speaking.finish)(playing.pk, "interrupted")
+            await _in_thread(speaking.finish)(playing.pk, "interrupted")
 
     def _render(self, jpeg: bytes, index: int, speech: FrameSpeech) -> bytes:
         idle = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)

@@ -6,4 +6,6 @@ urlpatterns = [
     path("sessions/", views.session_list, name="staff-sessions"),
     path("sessions/<uuid:session_id>/", views.session_detail, name="staff-session"),
     path("sessions/<uuid:session_id>/end", views.session_end, name="staff-session-end"),
+    path("sessions/<uuid:session_id>/speak", views.session_speak, name="staff-session-speak"),
+    path("sessions/<uuid:session_id>/interrupt", views.session_interrupt, name="staff-session-interrupt"),
 ]

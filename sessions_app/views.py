@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from common.api_errors import STATUS_BY_CODE, error_body
+from common.errors import ServiceError
 from common.paging import page_of
-from sessions_app import services
+from sessions_app import services, speaking
 from sessions_app.models import TutoringSession
 
 
@@ -42,3 +44,26 @@ def session_detail(request, session_id):
     if session is None:
         raise Http404("No such session")
     return render(request, "staff/session_detail.html", {"session": session})
+
+
+@staff_member_required
+@require_POST
+def session_speak(request, session_id):
+    """The session page's "Say" box (answers JSON, like the API's speak)."""
+    try:
+        utterance = speaking.speak_text(session_id, request.POST.get("text", ""),
+                                        interrupt=request.POST.get("interrupt") == "true")
+    except ServiceError as exc:
+        return JsonResponse(error_body(exc.code, exc.message, exc.details), status=STATUS_BY_CODE.get(exc.code, 400))
+    return JsonResponse({"utterance_id": str(utterance.utterance_id), "state": utterance.state,
+                         "duration_s": round(utterance.duration_s, 3)}, status=202)
+
+
+@staff_member_required
+@require_POST
+def session_interrupt(request, session_id):
+    try:
+        speaking.interrupt(session_id)
+    except ServiceError as exc:
+        return JsonResponse(error_body(exc.code, exc.message, exc.details), status=STATUS_BY_CODE.get(exc.code, 400))
+    return JsonResponse({"interrupted": True})

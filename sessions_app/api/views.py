@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from rest_framework import status
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -57,8 +58,14 @@ class SessionSpeakView(APIView):
     @extend_schema(request={"application/json": SpeakSerializer, "audio/wav": OpenApiTypes.BINARY},
                    responses={202: UtteranceSerializer, **errors(400, 401, 404, 413, 415, 422, 429)})
     def post(self, request, session_id: str):
-        if isinstance(request.data, bytes):
-            utterance = speaking.speak_audio(session_id, request.data,
+        try:
+            request.data
+        except UnsupportedMediaType:
+            raise speaking.UnsupportedAudio(
+                f"Unsupported media type \"{request.content_type}\": send JSON {{\"text\": ...}} or an audio/wav body.") from None
+        if isinstance(request.data, bytes) or request.content_type.lower().startswith("audio/"):
+            body = request.data if isinstance(request.data, bytes) else b""  # an empty body parses as {}
+            utterance = speaking.speak_audio(session_id, body,
                                              interrupt=validated(SpeakQuerySerializer, request.query_params)["interrupt"])
         else:
             asked = validated(SpeakSerializer, request.data)
