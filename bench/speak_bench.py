@@ -236,6 +236,7 @@ class Viewer:
         self.recorded: list[Media] = []
         self.record = False
         self.error: BaseException | None = None
+        self.close_code: int | None = None  # set when the stream ends
         self._arrived = asyncio.Event()
         self._socket = None
         self._task: asyncio.Task | None = None
@@ -277,6 +278,7 @@ class Viewer:
             raise
         except Exception as error:  # noqa: BLE001 - reported to whoever waits
             self.error = error
+        self.close_code = self._socket.close_code
         self._arrived.set()
 
     async def wait_event(self, match, since: int = 0, timeout: float = EVENT_TIMEOUT_S) -> dict:
@@ -502,7 +504,7 @@ def window_of(viewer: Viewer, start: float, end: float, fps: float) -> SessionWi
         speaking += state
     return SessionWindow(len(times) / (end - start), float(np.mean(gaps > 1.5 / fps)) if len(gaps) else 1.0,
                          float(gaps.max() * 1000) if len(gaps) else float("nan"), speaking / max(1, len(times)),
-                         None if viewer.error is None else str(viewer.error))
+                         None if viewer.close_code is None else f"close code {viewer.close_code}")
 
 
 async def concurrency_run(api: Api, server_pid: int, sessions: list[dict], stream_url, fps: float, count: int,
@@ -637,57 +639,46 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
         mouths = Mouths(Path(settings.AVATAR_ROOT) / "bench", viewer.header)
         fps = mouths.fps
         say(f"avatar: {viewer.header['width']}x{viewer.header['height']}, {mouths.frame_count} frames at {fps:g} fps, "
-            f"audio {viewer.header['audio_rate']} Hz")
+            f"audio {viewer.header['audio_rate']} Hz; permessage-deflate on the stream: {'yes' if viewer.deflate else 'no'}")
 
         # Calibration: two seconds of the idle stream.
         viewer.record = True
         await asyncio.sleep(2.0)
         idle_frames = [m for m in viewer.take_recording() if m.kind == "V"]
         received_noise, reencode_noise, threshold = calibrate(mouths, idle_frames)
-        say(f"mouth-box noise: received idle vs full_imgs max {received_noise:.2f}, re-encoded at q{SPEAKING_JPEG_QUALITY} "
-            f"max {reencode_noise:.2f} grey levels -> threshold {threshold:.2f}")
+        say(f"mouth-box noise ({len(idle_frames)} idle frames): received vs full_imgs max {received_noise:.2f}, "
+            f"re-encoded at q{SPEAKING_JPEG_QUALITY} max {reencode_noise:.2f} grey levels -> threshold {threshold:.2f}")
 
         # A first utterance, not counted: the first synthesis after start-up warms the voice model.
-        texts = SENTENCES[:LATENCY_REPEATS]
         warm = (await latency_run(api, main_session, viewer, mouths, threshold, ["Hello, I am your tutor today."]))[0]
         say(f"warm-up utterance (not counted): POST round trip {ms(warm.post_rtt)}, "
             f"latency {ms(warm.latency) if warm.latency is not None else 'none'}")
-
-        trials = await latency_run(api, main_session, viewer, mouths, threshold, texts)
-        seen = [t for t in trials if t.latency is not None]
-        latencies = [t.latency for t in seen]
-        say(f"\n1. speak latency, POST sent -> first received frame with a moved mouth ({len(seen)}/{len(trials)} utterances):")
-        if latencies:
-            say(f"   median {ms(statistics.median(latencies))}, p95 {ms(percentile(latencies, 0.95))}, "
-                f"max {ms(max(latencies))}   (goal: median <= 600 ms, p95 <= 1000 ms)")
-            rtts = [t.post_rtt for t in seen]
-            rest = [t.latency - t.post_rtt for t in seen]
-            started = [t.started_after_ack for t in seen]
-            say(f"   split (medians): POST round trip {ms(statistics.median(rtts))} (p95 {ms(percentile(rtts, 0.95))}, "
-                f"includes synthesis) + rest {ms(statistics.median(rest))} (p95 {ms(percentile(rest, 0.95))}); "
-                f"of the rest, 202 -> utterance.started received {ms(statistics.median(started))}")
-            say(f"   a player shows each frame ~{ms(LEAD_FRAMES / fps)} after it arrives (the server's lead)")
-
-        figures = lipsync_figures(trials)
-        say(f"\n2. lip-sync (mouth box vs idle frame, against audio RMS per frame; {figures['frames']} speaking frames, "
-            f"{len(trials)} utterances; lag > 0: mouth after sound):")
-        for name in ("as streamed", f"audio delayed {LIPSYNC_SHIFT} frames", f"audio advanced {LIPSYNC_SHIFT} frames"):
-            lag, corr, at_zero = figures[name]
-            say(f"   {name:24s} best lag {lag:+d} frames, correlation {corr:.2f} (at lag 0: {at_zero:.2f})")
-        say("   (goal as streamed: correlation >= 0.3, lag within +-1; the shifted audio should move it to -3 / +3)")
-
-        interrupts = await interrupt_run(api, main_session, viewer, mouths, threshold)
+        trials = await latency_run(api, main_session, viewer, mouths, threshold, SENTENCES[:LATENCY_REPEATS])
     finally:
         await viewer.close()
-    valid = [t for t in interrupts if t["speaking_frames_before"] >= 3 and t["audio"] is not None and t["video"] is not None]
-    say(f"\n4. interrupt, POST sent -> ({len(valid)}/{len(interrupts)} trials with speaking frames before the POST):")
-    if valid:
-        audio, video, rtt = [t["audio"] for t in valid], [t["video"] for t in valid], [t["rtt"] for t in valid]
-        say(f"   (a) first all-zero audio message: median {ms(statistics.median(audio))}, max {ms(max(audio))}")
-        say(f"   (b) first idle-mouth video frame:  median {ms(statistics.median(video))}, max {ms(max(video))}")
-        say(f"   POST /interrupt round trip: median {ms(statistics.median(rtt))}, max {ms(max(rtt))}   (goal: <= 200 ms)")
-    reasons = sorted({str(t["reason"]) for t in interrupts})
-    say(f"   utterance.ended reasons seen: {', '.join(reasons)}")
+
+    seen = [t for t in trials if t.latency is not None]
+    say(f"\n1. speak latency, POST sent -> first received frame with a moved mouth ({len(seen)}/{len(trials)} utterances):")
+    if seen:
+        latencies = [t.latency for t in seen]
+        rtts = [t.post_rtt for t in seen]
+        rest = [t.latency - t.post_rtt for t in seen]
+        started = [t.started_after_ack for t in seen]
+        say(f"   median {ms(statistics.median(latencies))}, p95 {ms(percentile(latencies, 0.95))}, "
+            f"max {ms(max(latencies))}   (goal: median <= 600 ms, p95 <= 1000 ms)")
+        say(f"   POST round trip (includes the synthesis): median {ms(statistics.median(rtts))}, p95 {ms(percentile(rtts, 0.95))}")
+        say(f"   rest (202 -> moved mouth received):      median {ms(statistics.median(rest))}, p95 {ms(percentile(rest, 0.95))}; "
+            f"of it, 202 -> utterance.started received: median {ms(statistics.median(started))}")
+        say(f"   (a player shows each frame ~{ms(LEAD_FRAMES / fps)} after it arrives: the server sends that far ahead)")
+
+    figures = lipsync_figures(trials)
+    say(f"\n2. lip-sync: mouth box vs idle frame against audio RMS, per frame ({figures['frames']} speaking frames, "
+        f"{len(trials)} utterances; lag > 0: mouth after sound):")
+    for name in ("as streamed", f"audio delayed {LIPSYNC_SHIFT} frames", f"audio advanced {LIPSYNC_SHIFT} frames"):
+        lag, corr, at_zero = figures[name]
+        say(f"   {name:24s} best lag {lag:+d} frames, correlation {corr:.2f} (at lag 0: {at_zero:.2f})")
+    say(f"   (goal as streamed: correlation >= 0.3 at a lag within +-1; shifting the audio {LIPSYNC_SHIFT} frames "
+        f"should move the best lag by {LIPSYNC_SHIFT})")
 
     say(f"\n3. concurrent speaking sessions at {mouths.shape[1]}x{mouths.shape[0]}, {WINDOW_S:g} s window each; per session: "
         f"received fps, stutter (intervals > {1.5 / fps * 1000:.0f} ms); CPU in core-seconds per second")
@@ -708,10 +699,27 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
                 + f"; speaking >= {min(w.speaking for w in windows):.0%} of frames"
                 + f"; server CPU {cpu.server:.2f} = {cpu.server / count:.2f} per session"
                 + f"; client {cpu.client:.2f}; other processes {cpu.others:.2f}"
-                + (f"; {len(closed)} stream(s) closed by the server: {closed[0]}" if closed else ""))
+                + (f"; {len(closed)} stream(s) closed by the server ({closed[0]})" if closed else ""))
             if held < count and compression is None:
                 break  # this sweep only looks for the limit: past it, more sessions only fail more
         say(f"     largest N with every session >= {MIN_FPS:g} fps: {held}")
+
+    viewer = await Viewer(stream_url(sessions[0])).open()
+    try:
+        await asyncio.sleep(0.5)
+        interrupts = await interrupt_run(api, main_session, viewer, mouths, threshold)
+    finally:
+        await viewer.close()
+    valid = [t for t in interrupts if t["speaking_frames_before"] >= 3 and t["audio"] is not None and t["video"] is not None]
+    say(f"\n4. interrupt, POST sent -> ... ({len(valid)}/{len(interrupts)} trials had speaking frames before the POST; "
+        f"utterance.ended reasons: {', '.join(sorted({str(t['reason']) for t in interrupts}))}):")
+    if valid:
+        audio, video, rtt = [t["audio"] for t in valid], [t["video"] for t in valid], [t["rtt"] for t in valid]
+        say(f"   (a) first all-zero audio message received: median {ms(statistics.median(audio))}, max {ms(max(audio))}"
+            "   (goal: <= 200 ms)")
+        say(f"   (b) first idle-mouth video frame received: median {ms(statistics.median(video))}, max {ms(max(video))}"
+            "   (goal: <= 200 ms)")
+        say(f"   of which the POST /interrupt round trip:   median {ms(statistics.median(rtt))}, max {ms(max(rtt))}")
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, JsonResponse
@@ -43,7 +44,8 @@ def session_detail(request, session_id):
     session = services.session_or_none(session_id)
     if session is None:
         raise Http404("No such session")
-    return render(request, "staff/session_detail.html", {"session": session})
+    return render(request, "staff/session_detail.html",
+                  {"session": session, "max_chars": settings.SESSION_SPEAK_MAX_CHARS})
 
 
 @staff_member_required

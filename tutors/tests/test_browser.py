@@ -125,6 +125,69 @@ def test_staff_watch_a_sessions_stream_in_the_browser(page, server, face_video):
     page.wait_for_function("document.getElementById('session-state').textContent === 'ended'", timeout=10_000)
 
 
+def test_staff_type_what_the_tutor_says_and_hear_and_see_it_said(page, server, face_video):
+    """The session page: sound on (a click, as browsers require), a sentence typed and said; the
+    page's audio output rises above silence, and the frames it draws show the mouth moving away
+    from the prepared idle frame of the same time."""
+    import json
+    import urllib.request
+
+    import cv2
+    import numpy as np
+
+    from sessions_app.frames import ping_pong
+
+    new_tutor(page, "Ada Lovelace", face_video[0])
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    tutor_id = int(page.url.rstrip("/").rsplit("/", 1)[-1])
+    request = urllib.request.Request(f"{server.url}/v1/sessions", method="POST",
+                                     data=json.dumps({"tutor_id": tutor_id, "student_id": 7}).encode(),
+                                     headers={"X-API-Key": server.api_key(), "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        session = json.loads(response.read())
+    avatar_dir = server.data_dir / "avatars" / session["avatar_id"]
+    landmarks = np.load(avatar_dir / "landmarks.npy")
+    idle_names = sorted(path.name for path in (avatar_dir / "full_imgs").iterdir())
+
+    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/")
+    page.wait_for_function("Number(document.getElementById('stream').dataset.frames || 0) >= 10", timeout=15_000)
+    page.click("#sound")
+    assert "audio clock" in page.inner_text("#clock-info")
+
+    def mouth_change() -> float:
+        """How far the drawn frame's mouth is from the idle frame of its time (mean, 0-255)."""
+        shown = page.evaluate("""() => {
+            const canvas = document.getElementById('stream');
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            return {pts: Number(canvas.dataset.pts), width: canvas.width, height: canvas.height, rgba: Array.from(data)};
+        }""")
+        index = ping_pong(round(shown["pts"] * 25 / 1e6), len(idle_names))
+        frame = np.array(shown["rgba"], np.uint8).reshape(shown["height"], shown["width"], 4)[..., 2::-1]
+        idle = cv2.imread(str(avatar_dir / "full_imgs" / idle_names[index]))
+        points = landmarks[index]
+        width = np.linalg.norm(points[4] - points[3])
+        box = (slice(int(points[3][1] - 0.1 * width), int(points[3][1] + 0.5 * width)),
+               slice(int(points[3][0]), int(points[4][0]) + 1))
+        return float(np.abs(frame[box].astype(int) - idle[box]).mean())
+
+    silent_changes = [mouth_change() for _ in range(3)]
+    page.fill("#say-text", "Hello! Let us look at fractions together, one small step at a time.")
+    page.click("#say")
+    page.wait_for_function("document.getElementById('say-result').textContent.startsWith('queued')", timeout=10_000)
+    page.wait_for_function("document.getElementById('speech-state').textContent === 'speaking'", timeout=10_000)
+    levels, changes = [], []
+    for _ in range(12):
+        levels.append(page.evaluate("window.sessionPlayer.level()"))
+        changes.append(mouth_change())
+        page.wait_for_timeout(120)
+    page.screenshot(path=str(ARTIFACTS / "staff-session-speaking.png"), full_page=True)
+    print(f"speaking in the browser: audio RMS max {max(levels):.3f}; mouth change idle "
+          f"{max(silent_changes):.1f}, speaking max {max(changes):.1f}")
+    assert max(levels) > 0.01  # sound reached the page's output
+    assert max(changes) > 4 * max(max(silent_changes), 1.5)  # the mouth moved
+    page.wait_for_function("document.getElementById('speech-state').textContent === 'silent'", timeout=15_000)
+
+
 def test_staff_search_edit_replace_and_delete_a_tutor(page, server, face_video):
     """A tutor's whole life on the staff pages: made, found, renamed, its video replaced while the
     old avatar stays in use, deleted."""

@@ -100,7 +100,8 @@ async def open_session(engine_url: str, key: str, tutor: WebServerTutor, tutor_i
 
 
 async def watch_stream(server, key: str, session: dict, frames_wanted: int = 25) -> tuple[list[dict], int, float]:
-    """The stream's JSON messages until the frames start, then `frames_wanted` frames."""
+    """The stream's JSON messages until the frames start, then `frames_wanted` video frames (each
+    binary message: kind byte, 8-byte time, payload; audio messages are counted apart)."""
     url = server.url.replace("http://", "ws://") + session["stream_url"] + f"?api_key={key}"
     messages, frames = [], 0
     async with websockets.connect(url) as stream:
@@ -108,8 +109,10 @@ async def watch_stream(server, key: str, session: dict, frames_wanted: int = 25)
         while frames < frames_wanted:
             message = await asyncio.wait_for(stream.recv(), 120)
             if isinstance(message, bytes):
-                assert message[:2] == b"\xff\xd8"
-                frames += 1
+                assert message[:1] in (b"V", b"A")
+                if message[:1] == b"V":
+                    assert message[9:11] == b"\xff\xd8"
+                    frames += 1
             else:
                 messages.append(json.loads(message))
         return messages, frames, time.monotonic() - started
