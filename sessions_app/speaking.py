@@ -72,8 +72,7 @@ def speak_text(session_id, text: str, interrupt: bool = False) -> Utterance:
         raise InvalidRequest("text: The text has nothing the voice can say.")
     rate = settings.SESSION_AUDIO_RATE
     samples = resample(speech.samples, speech.rate, rate)
-    track = (mouth.from_phonemes(speech.phonemes, len(samples) / rate) if speech.phonemes
-             else mouth.from_audio(samples, rate))
+    track = mouth.from_speech(speech.phonemes, samples, rate) if speech.phonemes else mouth.from_audio(samples, rate)
     return _queue(session, samples, track, "text", text, interrupt)
 
 

@@ -22,6 +22,25 @@ CONSONANT = 0.3
 _SMOOTHING_S = 0.04
 
 
+# The phoneme timings of Piper's alignments put the mouth one frame behind the sound at 25 fps
+# (best-lag correlation with the loudness at +1 frame on four sentences); moved 40 ms earlier it
+# is at 0 (correlation 0.31-0.67 alone, 0.48-0.78 combined with loudness as below).
+PHONEME_LEAD_S = 0.04
+# How much loudness shapes a phoneme's opening: the track is phonemes x (1 - W + W x loudness),
+# so lips still close on m/b/p however loud, and a loud vowel opens wider than a soft one.
+LOUDNESS_WEIGHT = 0.6
+
+
+def from_speech(phonemes: tuple[Phoneme, ...], samples: np.ndarray, rate: int) -> np.ndarray:
+    """Synthesised speech: the phonemes say which shape, the loudness how wide."""
+    led = tuple(Phoneme(p.symbol, max(0.0, p.start_s - PHONEME_LEAD_S), max(0.0, p.end_s - PHONEME_LEAD_S))
+                for p in phonemes)
+    shape = from_phonemes(led, len(samples) / rate)
+    loudness = from_audio(samples, rate)
+    count = min(len(shape), len(loudness))
+    return (shape[:count] * (1 - LOUDNESS_WEIGHT + LOUDNESS_WEIGHT * loudness[:count])).astype(np.float32)
+
+
 def from_phonemes(phonemes: tuple[Phoneme, ...], duration_s: float) -> np.ndarray:
     track = np.zeros(max(1, int(np.ceil(duration_s / TRACK_STEP_S))), dtype=np.float32)
     for phoneme in phonemes:
