@@ -129,6 +129,7 @@ def test_staff_type_what_the_tutor_says_and_hear_and_see_it_said(page, server, f
     """The session page: sound on (a click, as browsers require), a sentence typed and said; the
     page's audio output rises above silence, and the frames it draws show the mouth moving away
     from the prepared idle frame of the same time."""
+    import base64
     import json
     import urllib.request
 
@@ -158,11 +159,11 @@ def test_staff_type_what_the_tutor_says_and_hear_and_see_it_said(page, server, f
         """How far the drawn frame's mouth is from the idle frame of its time (mean, 0-255)."""
         shown = page.evaluate("""() => {
             const canvas = document.getElementById('stream');
-            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-            return {pts: Number(canvas.dataset.pts), width: canvas.width, height: canvas.height, rgba: Array.from(data)};
-        }""")
+            return {pts: Number(canvas.dataset.pts), png: canvas.toDataURL('image/png')};
+        }""")  # the drawn frame and its time, read in one go
         index = ping_pong(round(shown["pts"] * 25 / 1e6), len(idle_names))
-        frame = np.array(shown["rgba"], np.uint8).reshape(shown["height"], shown["width"], 4)[..., 2::-1]
+        png = base64.b64decode(shown["png"].split(",", 1)[1])
+        frame = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
         idle = cv2.imread(str(avatar_dir / "full_imgs" / idle_names[index]))
         points = landmarks[index]
         width = np.linalg.norm(points[4] - points[3])
