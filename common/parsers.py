@@ -5,6 +5,8 @@ from __future__ import annotations
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 
+from common.errors import ServiceError
+
 
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, with a body nested too deep for Python's parser (a few thousand levels
@@ -25,8 +27,6 @@ class WavParser(parsers.BaseParser):
     accepted = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
 
     def parse(self, stream, media_type=None, parser_context=None):
-        from common.errors import ServiceError
-
         if (media_type or "").split(";")[0].strip().lower() not in self.accepted:
             raise UnsupportedMediaType(media_type or "")
         view = (parser_context or {}).get("view")

@@ -30,6 +30,7 @@ from channels.db import database_sync_to_async
 
 from sessions_app import speaking
 from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
+from sessions_app.speech.audio import resample
 from sessions_app.speech.clock import frame_samples, pts_us
 from sessions_app.speech.mouth import openness_at
 from sessions_app.speech.renderer import MIN_OPENNESS, FrameRenderer, FrameSpeech
@@ -199,8 +200,6 @@ class Stage:
         samples = np.frombuffer(bytes(utterance.pcm), dtype="<i2")
         track = np.frombuffer(bytes(utterance.mouth), dtype="<f4")
         if utterance.rate != self.rate:  # made under another SESSION_AUDIO_RATE
-            from sessions_app.speech.audio import resample
-
             samples = resample(samples, utterance.rate, self.rate)
         self.playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, self.rate)
         self._send(("event", {"type": "utterance.started", "utterance_id": str(utterance.utterance_id),
