@@ -164,6 +164,7 @@ def _count_out_of_queue(session_pk, count: int) -> None:
 def claim_next(session_id) -> Utterance | None:
     """The next queued utterance of the session, now playing; None when none waits (or the
     session is no longer active)."""
+    _finish_stale(session_id)
     for _ in range(5):  # another stage may take the same one first: try the next
         with transaction.atomic():
             candidate = (Utterance.objects.filter(session_id=session_id, state=UtteranceState.QUEUED,
@@ -176,6 +177,19 @@ def claim_next(session_id) -> Utterance | None:
                 _count_out_of_queue(session_id, 1)
                 return Utterance.objects.get(pk=candidate)
     return None
+
+
+# An utterance still `playing` this long after it should have ended has no stage left to end it
+# (its process stopped, or its stage was cancelled while claiming it).
+STALE_AFTER_S = 10.0
+
+
+def _finish_stale(session_id) -> None:
+    now = timezone.now()
+    for pk, started_at, count, rate in Utterance.objects.filter(
+            session_id=session_id, state=UtteranceState.PLAYING).values_list("pk", "started_at", "sample_count", "rate"):
+        if started_at is None or (now - started_at).total_seconds() > count / rate + STALE_AFTER_S:
+            finish(pk, "interrupted")
 
 
 def finish(utterance_pk: int, reason: str) -> bool:

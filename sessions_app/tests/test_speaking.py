@@ -313,3 +313,18 @@ def test_ending_the_session_drops_what_it_would_still_say(client_with_key, sessi
     services.end_session(session_id)
     assert Utterance.objects.get().state == "interrupted"
     assert services.get_session(session_id).queued_utterances == 0
+
+
+def test_an_utterance_left_playing_by_a_stage_that_went_away_is_ended_at_the_next_look(client_with_key, session_id):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sessions_app import speaking
+
+    spoken = speak_wav(client_with_key, session_id, wav_bytes(syllables(1.0, 16000), 16000)).json()
+    assert speaking.claim_next(session_id).utterance_id.hex == spoken["utterance_id"].replace("-", "")
+    Utterance.objects.update(started_at=timezone.now() - timedelta(seconds=30))  # its stage never came back
+    assert speaking.claim_next(session_id) is None
+    assert Utterance.objects.get().state == "interrupted"
+    assert client_with_key.get(f"/v1/sessions/{session_id}").json()["speaking"] is False
