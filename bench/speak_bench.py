@@ -25,19 +25,21 @@ side of the socket, on the client's clock (time.monotonic), in one run of a few 
    either way on purpose, to show the measure finds that (best lag moves to -3 / +3).
 3. Concurrency: N = 1..4 sessions speak at once (sessions share the avatar; each has its own
    stage), one viewer each, utterances kept queued for a WINDOW_S window. Per session: received
-   video fps and the share of frame intervals longer than 1.5/fps (stutter); the server process's
-   CPU time over the window (/proc/<pid>/stat, all its threads), per speaking session per second.
+   video fps, the share of frame intervals longer than 1.5/fps (stutter), video bit rate; the
+   server process's CPU time over the window (/proc/<pid>/stat, all its threads) per second of
+   speaking media delivered (the sessions' received frames / fps: per session and second while
+   every session holds its fps). The largest N whose sessions all hold MIN_FPS is reported.
    The client runs on the same machine and takes CPU too: its own CPU time is printed beside, and
    what every other process used (/proc/stat), since a busy machine lowers every figure here.
    The sweep runs as browsers connect, offering permessage-deflate (the websockets client's
-   default); the server accepts it and then deflates every JPEG and PCM message, which costs far
-   more CPU than the frames themselves. So a second sweep, with a client offering no compression,
-   shows where the limit would be without that cost (it stops at the first N that fails), and a
-   silent session's stream is measured both ways for comparison.
-4. Interrupt: a long utterance, interrupted 0.6-1.5 s after utterance.started arrived (once
-   speaking frames were seen); time from sending POST /interrupt to (a) the first received audio
-   message of the all-zero run that follows and (b) the first received video frame of the run of
-   idle mouths that follows.
+   default). The server declines it (deflating JPEG and PCM cost 0.35-0.45 of a core per 720p
+   viewer and saved almost nothing); should a server accept it, a second sweep with a client
+   offering no compression shows the limit without that cost (it stops at the first N that
+   fails), and a silent session's stream is measured both ways for comparison.
+4. Interrupt: a long utterance, interrupted 0.6-1.5 s after utterance.started arrived; time from
+   sending POST /interrupt to (a) the first received audio message of the all-zero run that
+   follows and (b) the first received video frame of the run of idle mouths (at most the
+   threshold) that follows. A trial counts when at least 3 moved-mouth frames arrived before the POST.
 
 Goals: latency median <= 0.6 s and p95 <= 1 s; lip-sync correlation >= 0.3 at a lag within +-1
 frame; >= 24 fps per session at 720p; interrupt <= 200 ms.
@@ -50,6 +52,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import struct
 import subprocess
@@ -79,6 +82,9 @@ QUEUED_AHEAD = 3  # utterances each concurrent session keeps waiting, so it neve
 INTERRUPT_REPEATS = 8
 MIN_FPS = 24.0
 EVENT_TIMEOUT_S = 30.0
+# Other processes using more than this many cores during a phase make its figures doubtful (the
+# machine has few cores, and the server competes with them): the report says so.
+BUSY_MACHINE_CORES = 0.25
 RNG = random.Random(7)  # pauses and sentence order vary, the same way every run
 
 SENTENCES = [
@@ -232,6 +238,7 @@ class Viewer:
         self.deflate = False  # whether the server accepted it
         self.header: dict = {}
         self.video_times: list[float] = []
+        self.video_bytes: list[int] = []  # the size of each of those messages
         self.events: list[dict] = []
         self.recorded: list[Media] = []
         self.record = False
@@ -266,6 +273,7 @@ class Viewer:
                     kind = message[:1].decode()
                     if kind == "V":
                         self.video_times.append(now)
+                        self.video_bytes.append(len(message))
                     if self.record:
                         self.recorded.append(Media(now, kind, struct.unpack(">Q", message[1:9])[0], message[9:]))
                 else:
@@ -290,11 +298,11 @@ class Viewer:
                     return event
             since = len(self.events)
             if self.error is not None:
-                raise RuntimeError(f"viewer of {self.url}: {self.error}")
+                raise RuntimeError(f"viewer of {self.url.split('?')[0]}: {self.error}")
             self._arrived.clear()
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no such event within {timeout:g} s on {self.url}")
+                raise TimeoutError(f"no such event within {timeout:g} s on {self.url.split('?')[0]}")
             try:
                 await asyncio.wait_for(self._arrived.wait(), left)
             except TimeoutError:
@@ -400,7 +408,9 @@ def analyse_utterance(mouths: Mouths, recorded: list[Media], started: dict, ende
     from `pad` frames before the utterance's first frame to `pad` after its last; motion is NaN
     outside the utterance, so correlation only looks at speaking frames."""
     first = round(started["pts_us"] * mouths.fps / 1e6)
-    last = round(ended["pts_us"] * mouths.fps / 1e6)  # the frame in which it ended belongs to it
+    # utterance.ended's time is that of the sample after its last one: the frame holding that last
+    # sample is its last frame.
+    last = int((ended["pts_us"] - 1) * mouths.fps // 1_000_000)
     video = {round(m.pts_us * mouths.fps / 1e6): m for m in recorded if m.kind == "V"}
     audio = {round(m.pts_us * mouths.fps / 1e6): np.frombuffer(m.payload, "<i2") for m in recorded if m.kind == "A"}
     span = range(first - pad, last + pad + 1)
@@ -472,6 +482,7 @@ class SessionWindow:
     stutter: float  # share of frame intervals longer than 1.5 frame periods
     worst_gap_ms: float
     speaking: float  # share of the window's frames received while an utterance played
+    mbit_s: float  # video received, megabits per second
     closed: str | None  # why the stream ended before the window did, if it did
 
 
@@ -493,6 +504,7 @@ async def keep_speaking(api: Api, session_id: str, viewer: Viewer, texts: list[s
 
 def window_of(viewer: Viewer, start: float, end: float, fps: float) -> SessionWindow:
     times = [t for t in viewer.video_times if start <= t <= end]
+    size = sum(n for t, n in zip(viewer.video_times, viewer.video_bytes) if start <= t <= end)
     gaps = np.diff(times) if len(times) > 1 else np.array([])
     marks = sorted((e["received"], e["type"] == "utterance.started") for e in viewer.events
                    if e.get("type") in ("utterance.started", "utterance.ended"))
@@ -504,7 +516,9 @@ def window_of(viewer: Viewer, start: float, end: float, fps: float) -> SessionWi
         speaking += state
     return SessionWindow(len(times) / (end - start), float(np.mean(gaps > 1.5 / fps)) if len(gaps) else 1.0,
                          float(gaps.max() * 1000) if len(gaps) else float("nan"), speaking / max(1, len(times)),
-                         None if viewer.close_code is None else f"close code {viewer.close_code}")
+                         size * 8 / 1e6 / (end - start),
+                         None if viewer.close_code is None else
+                         f"close code {viewer.close_code}" + (": it had fallen behind" if viewer.close_code == 1013 else ""))
 
 
 async def concurrency_run(api: Api, server_pid: int, sessions: list[dict], stream_url, fps: float, count: int,
@@ -545,16 +559,16 @@ async def concurrency_run(api: Api, server_pid: int, sessions: list[dict], strea
             await viewer.close()
 
 
-async def idle_cpu(server_pid: int, url: str, compression: str | None) -> tuple[Cpu, float, bool]:
-    """The CPU one silent session's stream costs over IDLE_WINDOW_S, its received fps, and whether
-    the server accepted permessage-deflate."""
+async def idle_cpu(server_pid: int, url: str, compression: str | None, fps: float) -> tuple[Cpu, SessionWindow, bool]:
+    """The CPU one silent session's stream costs over IDLE_WINDOW_S, its window, and whether the
+    server accepted permessage-deflate."""
     viewer = await Viewer(url, compression).open()
     try:
         await asyncio.sleep(0.5)
         start, cpu = time.monotonic(), CpuWindow(server_pid)
         await asyncio.sleep(IDLE_WINDOW_S)
         end, used = time.monotonic(), cpu.stop()
-        return used, len([t for t in viewer.video_times if start <= t <= end]) / (end - start), viewer.deflate
+        return used, window_of(viewer, start, end, fps), viewer.deflate
     finally:
         await viewer.close()
 
@@ -623,10 +637,13 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
     from sessions_app.stage import LEAD_FRAMES, SPEAKING_JPEG_QUALITY
 
     report: list[str] = []
+    others: dict[str, float] = {}  # phase -> cores other processes used meanwhile
 
-    def say(line: str = "") -> None:
-        print(line, flush=True)
+    def say(line: str = "") -> None:  # a line of the report, printed at the end
         report.append(line)
+
+    def progress(line: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
     sessions = [open_session(api, tutor_id) for _ in range(max(CONCURRENCY))]
 
@@ -649,11 +666,14 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
         say(f"mouth-box noise ({len(idle_frames)} idle frames): received vs full_imgs max {received_noise:.2f}, "
             f"re-encoded at q{SPEAKING_JPEG_QUALITY} max {reencode_noise:.2f} grey levels -> threshold {threshold:.2f}")
 
+        progress(f"1-2. latency and lip-sync: {LATENCY_REPEATS} utterances, one at a time")
         # A first utterance, not counted: the first synthesis after start-up warms the voice model.
         warm = (await latency_run(api, main_session, viewer, mouths, threshold, ["Hello, I am your tutor today."]))[0]
         say(f"warm-up utterance (not counted): POST round trip {ms(warm.post_rtt)}, "
             f"latency {ms(warm.latency) if warm.latency is not None else 'none'}")
+        cpu = CpuWindow(server.process.pid)
         trials = await latency_run(api, main_session, viewer, mouths, threshold, SENTENCES[:LATENCY_REPEATS])
+        others["latency"] = cpu.stop().others
     finally:
         await viewer.close()
 
@@ -682,32 +702,44 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
 
     say(f"\n3. concurrent speaking sessions at {mouths.shape[1]}x{mouths.shape[0]}, {WINDOW_S:g} s window each; per session: "
         f"received fps, stutter (intervals > {1.5 / fps * 1000:.0f} ms); CPU in core-seconds per second")
+    accepted = True
     for compression, label in (("deflate", "client offers permessage-deflate, as browsers do"),
                                (None, "client offers no compression")):
-        idle, idle_fps, deflate = await idle_cpu(server.process.pid, stream_url(sessions[0]), compression)
+        if compression is None and not accepted:
+            break  # the server declined compression: the same sweep again would measure nothing new
+        idle, silent, deflate = await idle_cpu(server.process.pid, stream_url(sessions[0]), compression, fps)
+        accepted = deflate
         say(f"   {label} (the server accepted it: {'yes' if deflate else 'no'}):")
-        say(f"     one silent session, for comparison: server CPU {idle.server:.2f} at {idle_fps:.1f} fps")
+        say(f"     one silent session, for comparison: {silent.fps:.1f} fps, video {silent.mbit_s:.0f} Mbit/s, "
+            f"server CPU {idle.server:.2f}")
         held = 0
         for count in CONCURRENCY:
+            progress(f"3. concurrency: {count} speaking session(s), {label.split(',')[0]}")
             windows, cpu = await concurrency_run(api, server.process.pid, sessions, stream_url, fps, count, compression)
             if min(w.fps for w in windows) >= MIN_FPS and held == count - 1:
                 held = count
             closed = [w.closed for w in windows if w.closed]
+            others[f"concurrency N={count}" + ("" if compression else " without deflate")] = cpu.others
             say(f"     N={count}: fps " + ", ".join(f"{w.fps:4.1f}" for w in windows)
-                + "; stutter " + ", ".join(f"{w.stutter:.0%}" for w in windows)
-                + f"; worst gap {max(w.worst_gap_ms for w in windows):.0f} ms"
+                + " (stutter " + ", ".join(f"{w.stutter:.0%}" for w in windows)
+                + f"; worst gap {max(w.worst_gap_ms for w in windows):.0f} ms)"
                 + f"; speaking >= {min(w.speaking for w in windows):.0%} of frames"
-                + f"; server CPU {cpu.server:.2f} = {cpu.server / count:.2f} per session"
-                + f"; client {cpu.client:.2f}; other processes {cpu.others:.2f}"
+                + f"; video {statistics.mean(w.mbit_s for w in windows):.0f} Mbit/s each"
                 + (f"; {len(closed)} stream(s) closed by the server ({closed[0]})" if closed else ""))
+            media = sum(w.fps for w in windows) / fps  # seconds of media delivered per second, all sessions
+            say(f"          server CPU {cpu.server:.2f} = {cpu.server / max(media, 1e-9):.2f} per second of speaking "
+                f"media delivered; client {cpu.client:.2f}; other processes {cpu.others:.2f}")
             if held < count and compression is None:
                 break  # this sweep only looks for the limit: past it, more sessions only fail more
         say(f"     largest N with every session >= {MIN_FPS:g} fps: {held}")
 
+    progress(f"4. interrupt: {INTERRUPT_REPEATS} trials")
     viewer = await Viewer(stream_url(sessions[0])).open()
     try:
         await asyncio.sleep(0.5)
+        cpu = CpuWindow(server.process.pid)
         interrupts = await interrupt_run(api, main_session, viewer, mouths, threshold)
+        others["interrupt"] = cpu.stop().others
     finally:
         await viewer.close()
     valid = [t for t in interrupts if t["speaking_frames_before"] >= 3 and t["audio"] is not None and t["video"] is not None]
@@ -720,6 +752,13 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
         say(f"   (b) first idle-mouth video frame received: median {ms(statistics.median(video))}, max {ms(max(video))}"
             "   (goal: <= 200 ms)")
         say(f"   of which the POST /interrupt round trip:   median {ms(statistics.median(rtt))}, max {ms(max(rtt))}")
+    busy = {phase: cores for phase, cores in others.items() if cores > BUSY_MACHINE_CORES}
+    if busy:
+        say("\nWARNING: other processes were busy during " + ", ".join(f"{phase} ({cores:.2f} cores)" for phase, cores in busy.items())
+            + ": those figures understate the server; run again on a quiet machine.")
+    else:
+        say(f"\nother processes stayed under {BUSY_MACHINE_CORES:g} cores in every phase "
+            f"(at most {max(others.values()):.2f})")
     return report
 
 
@@ -735,6 +774,7 @@ def main() -> None:
     import django
 
     django.setup()
+    print("writing a 10 s 720p clip, starting a server, preparing an avatar from the clip ...", flush=True)
     clip = data_dir / "tutor.mp4"
     write_face_video(clip, width=1280, height=720, seconds=10, motion=drifting(1280, 720))
     server = start_live_server(data_dir)
@@ -748,6 +788,7 @@ def main() -> None:
         raise
     finally:
         server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)  # kept only when the run failed, for its server log
     print("\n=== speak benchmark report ===")
     print(f"machine: {machine()}")
     for line in report:

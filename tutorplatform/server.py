@@ -119,6 +119,10 @@ def uvicorn_config():
         port=int(os.environ.get("PORT", "9000")),
         http=HttpToolsWithHeadTimeout,
         ws="websockets-sansio",
+        # No permessage-deflate: the sockets carry JPEG and PCM, which zlib barely shrinks, and
+        # compressing them cost 0.35-0.45 of a core per 720p viewer (bench/speak_bench.py: one
+        # idle session 0.38-0.47 cores with it, 0.03 without; 2 speaking sessions at 24 fps, not 3).
+        ws_per_message_deflate=False,
         # Start-up and shutdown work runs in the lifespan; a server that cannot run it must not start.
         lifespan="on",
         timeout_keep_alive=settings.SERVER_KEEP_ALIVE_S,
