@@ -21,6 +21,7 @@ from avatars.models import AvatarSource
 from sessions_app import services
 from sessions_app.frames import ping_pong
 from sessions_app.models import Utterance
+from testsupport import lipsync
 from testsupport.audio import syllables, wav_bytes
 from testsupport.stream import Media, parse
 from tutorplatform.asgi import application
@@ -234,6 +235,15 @@ def test_the_stream_speaks_on_one_clock(client_with_key, api_key, session_id):
     outside = [change for pts, change in changes if pts < started["pts_us"] or pts >= ended["pts_us"] + 1e6 / fps]
     assert max(outside) < 1.0  # the very frame, as prepared
     assert np.percentile(during, 75) > 4 * max(max(outside), 1.0)
+    # Lip-sync, measured as the bench does: mouth drawn open against the frame's audio loudness,
+    # best at lag 0 (+-1); the same measure finds a deliberate 3-frame shift of the audio.
+    speaking = [i for i, frame in enumerate(video) if started["pts_us"] <= frame.pts_us < ended["pts_us"]]
+    motion = np.array([changes[i][1] for i in speaking])
+    loudness = lipsync.envelope_per_frame([np.frombuffer(audio[i].payload, "<i2") for i in speaking])
+    lag, correlation = lipsync.best_lag(motion, loudness, 5)
+    assert abs(lag) <= 1 and correlation >= 0.3, (lag, correlation)
+    shifted = np.concatenate([np.full(3, np.nan), loudness[:-3]])
+    assert lipsync.best_lag(motion, shifted, 5)[0] in (-3, 3)
 
 
 def _ended_at(items) -> int:
