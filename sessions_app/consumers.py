@@ -166,7 +166,8 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=json.dumps({"type": "waiting", "session_id": self.session_id, **shown}))
             self.woken.clear()
             try:
-                await asyncio.wait_for(self.woken.wait(), WAIT_LOOK_EVERY_S)
+                async with asyncio.timeout(WAIT_LOOK_EVERY_S):  # not wait_for: see _stream
+                    await self.woken.wait()
             except TimeoutError:
                 pass
             touch = loop.time() >= next_touch
@@ -193,7 +194,11 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         try:
             while True:
                 try:
-                    kind, item = await asyncio.wait_for(viewer.queue.get(), CHECK_EVERY_S)
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                    # cancellation that lands as the wait ends, and this loop then ran on after
+                    # its socket closed (seen: a test's event loop never finished closing).
+                    async with asyncio.timeout(CHECK_EVERY_S):
+                        kind, item = await viewer.queue.get()
                 except TimeoutError:
                     kind = None
                 if kind == "media":

@@ -166,7 +166,8 @@ class Stage:
                     delay = 0.0
                 if delay > 0:
                     try:
-                        await asyncio.wait_for(self.cut.wait(), delay)
+                        async with asyncio.timeout(delay):  # not wait_for: it can swallow a cancel (3.11)
+                            await self.cut.wait()
                     except TimeoutError:
                         pass
         except asyncio.CancelledError:
