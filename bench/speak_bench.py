@@ -55,7 +55,6 @@ import random
 import shutil
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -142,32 +141,6 @@ class Api:
         if status != 200:
             raise RuntimeError(f"POST interrupt answered {status}: {body}")
         return sent, answered
-
-
-def prepare_avatar(server, api: Api, clip: Path) -> None:
-    boundary = "benchboundary"
-    body = b"".join([
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"avatar_id\"\r\n\r\nbench\r\n".encode(),
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"video_file\"; filename=\"tutor.mp4\"\r\n"
-        "Content-Type: video/mp4\r\n\r\n".encode(), clip.read_bytes(), f"\r\n--{boundary}--\r\n".encode(),
-    ])
-    request = urllib.request.Request(f"{server.url}/v1/avatars/upload?wait=180", data=body, method="POST", headers={
-        "X-API-Key": api.key, "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=200) as response:
-        avatar = json.loads(response.read())
-    if avatar.get("state") != "ready":
-        raise RuntimeError(f"the avatar is not ready: {avatar}")
-
-
-def create_tutor(server) -> int:
-    """Tutors are made by staff, not by the API: one is created with the server's own shell."""
-    from testsupport.live_server import server_environment
-
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
-         "from tutors.models import Tutor; print(Tutor.objects.create(name='Bench').pk)"],
-        env=server_environment(server.data_dir), cwd=ROOT, check=True, capture_output=True, text=True)
-    return int(out.stdout.strip().splitlines()[-1])
 
 
 def open_session(api: Api, tutor_id: int) -> dict:
@@ -780,9 +753,9 @@ def main() -> None:
     server = start_live_server(data_dir)
     try:
         api = Api(server.url, server.api_key())
-        prepare_avatar(server, api, clip)
+        server.upload_ready_avatar(api.key, clip, "bench")
         print(f"server up and avatar prepared in {time.monotonic() - began:.0f} s (data: {data_dir})", flush=True)
-        report = asyncio.run(run(server, api, create_tutor(server)))
+        report = asyncio.run(run(server, api, server.create_tutor(api.key, "Bench")))
     except Exception:
         print(f"\nthe benchmark failed; the server's log is {data_dir / 'server.log'}", file=sys.stderr)
         raise

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +48,7 @@ async def watch(url: str, viewers: int, seconds: float) -> list[tuple[float, int
 
 
 def main() -> None:
-    from testsupport.live_server import server_environment, start_live_server
+    from testsupport.live_server import start_live_server
     from testsupport.videos import drifting, write_face_video
 
     data_dir = Path(tempfile.mkdtemp(prefix="stream-bench-"))
@@ -58,23 +57,8 @@ def main() -> None:
     server = start_live_server(data_dir)
     try:
         key = server.api_key()
-        boundary = "benchboundary"
-        body = b"".join([
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"avatar_id\"\r\n\r\nbench\r\n".encode(),
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"video_file\"; filename=\"tutor.mp4\"\r\n"
-            "Content-Type: video/mp4\r\n\r\n".encode(), clip.read_bytes(), f"\r\n--{boundary}--\r\n".encode(),
-        ])
-        request = urllib.request.Request(f"{server.url}/v1/avatars/upload?wait=120", data=body, method="POST", headers={
-            "X-API-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"})
-        with urllib.request.urlopen(request, timeout=150) as response:
-            avatar = json.loads(response.read())
-        assert avatar["state"] == "ready", avatar
-        # Tutors are made by staff, not by the API: create one with the server's own shell.
-        env = server_environment(data_dir)
-        tutor_id = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
-             "from tutors.models import Tutor; print(Tutor.objects.create(name='Bench').pk)"],
-            env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        server.upload_ready_avatar(key, clip, "bench", wait_s=120)
+        tutor_id = server.create_tutor(key, "Bench")
         request = urllib.request.Request(f"{server.url}/v1/sessions", method="POST",
                                          data=json.dumps({"tutor_id": int(tutor_id), "student_id": 1, "avatar_id": "bench"}).encode(),
                                          headers={"X-API-Key": key, "Content-Type": "application/json"})

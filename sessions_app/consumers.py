@@ -184,10 +184,12 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
             "audio_rate": rate,
         }))
-        material = await database_sync_to_async(avatar_material)(frames)
+        renderer = None  # join reuses the running stage; only when none runs is a renderer made
+        if stages.running(self.session_id, frames) is None:
+            renderer = await database_sync_to_async(make_renderer)(frames)
+        # No await between the look above (when a stage ran) and join: it is still running.
         viewer = Viewer()
-        stage = stages.join(self.session_id, frames, lambda: load_renderer(settings.SESSION_RENDERER, material),
-                            rate, viewer)
+        stage = stages.join(self.session_id, frames, renderer, rate, viewer)
         loop = asyncio.get_running_loop()
         next_check = next_touch = loop.time()
         self.woken.clear()
@@ -257,6 +259,11 @@ def _still_of(tutor_id: int, waiting_for: str) -> str | None:
     """A ready avatar of the tutor whose preview can stand in while the session waits, if any."""
     ready = Avatar.objects.filter(tutor_id=tutor_id, state=AvatarState.READY).exclude(avatar_id=waiting_for)
     return ready.order_by("-ready_at").values_list("avatar_id", flat=True).first()
+
+
+def make_renderer(frames: AvatarFrames):
+    """The SESSION_RENDERER for the avatar (reads its prepared material: blocking)."""
+    return load_renderer(settings.SESSION_RENDERER, avatar_material(frames))
 
 
 class KeyRevoked(Exception):

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from common.channels import send_to_group
@@ -102,18 +103,28 @@ def end_session(session_id, reason: str = "ended") -> TutoringSession:
         with transaction.atomic():
             TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
                 state=SessionState.ENDED, ended_at=now, end_reason=reason)
-            _end_utterances(session.pk, now)
+            drop_utterances(session.pk, now)
         session.refresh_from_db()
         send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
         logger.info("session %s: ended (%s)", session.session_id, reason)
     return session
 
 
-def _end_utterances(session_pk, now) -> None:
-    """Nothing more of an ended session will be said (speaking.py queues and plays utterances)."""
-    Utterance.objects.filter(session_id=session_pk, state__in=[UtteranceState.QUEUED, UtteranceState.PLAYING]
-                             ).update(state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
-    TutoringSession.objects.filter(pk=session_pk).update(queued_utterances=0)
+def drop_utterances(session_pk, now) -> None:
+    """Cut what the session's tutor is saying and drop what waits to be said (an interrupt, or
+    the session's end; sessions_app/speaking.py queues and plays utterances)."""
+    dropped = Utterance.objects.filter(session_id=session_pk, state=UtteranceState.QUEUED).update(
+        state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
+    Utterance.objects.filter(session_id=session_pk, state=UtteranceState.PLAYING).update(
+        state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
+    count_out_of_queue(session_pk, dropped)
+
+
+def count_out_of_queue(session_pk, count: int) -> None:
+    """`count` utterances left the queue (played or dropped): the session's queue bound moves with them."""
+    if count:
+        TutoringSession.objects.filter(pk=session_pk, queued_utterances__gte=count).update(
+            queued_utterances=F("queued_utterances") - count)
 
 
 def end_idle_sessions() -> int:

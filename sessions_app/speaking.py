@@ -20,7 +20,7 @@ from django.utils import timezone
 from common.channels import send_to_group
 from common.errors import InvalidRequest, NotFound, ServiceError
 from sessions_app.models import SessionState, TutoringSession, Utterance, UtteranceState
-from sessions_app.services import get_session, group_name
+from sessions_app.services import count_out_of_queue, drop_utterances, get_session, group_name
 from sessions_app.speech import mouth
 from sessions_app.speech.audio import BadAudio, read_wav, resample
 from sessions_app.speech.voices import Voice, load_voice
@@ -98,14 +98,9 @@ def interrupt(session_id) -> TutoringSession:
 
 
 def _interrupt(session: TutoringSession) -> None:
-    now = timezone.now()
     with transaction.atomic():
         last = Utterance.objects.filter(session=session).order_by("-id").values_list("id", flat=True).first()
-        dropped = Utterance.objects.filter(session=session, state=UtteranceState.QUEUED).update(
-            state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
-        Utterance.objects.filter(session=session, state=UtteranceState.PLAYING).update(
-            state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
-        _count_out_of_queue(session.pk, dropped)
+        drop_utterances(session.pk, timezone.now())
     if last is not None:
         send_to_group(group_name(session.session_id), {"type": "session.interrupt", "up_to": last})
 
@@ -153,12 +148,6 @@ def _queue(session: TutoringSession, samples: np.ndarray, track: np.ndarray, sou
     return utterance
 
 
-def _count_out_of_queue(session_pk, count: int) -> None:
-    if count:
-        TutoringSession.objects.filter(pk=session_pk, queued_utterances__gte=count).update(
-            queued_utterances=F("queued_utterances") - count)
-
-
 # --- For the stage ---------------------------------------------------------------------------
 
 def claim_next(session_id) -> Utterance | None:
@@ -174,7 +163,7 @@ def claim_next(session_id) -> Utterance | None:
                 return None
             if Utterance.objects.filter(pk=candidate, state=UtteranceState.QUEUED).update(
                     state=UtteranceState.PLAYING, started_at=timezone.now()):
-                _count_out_of_queue(session_id, 1)
+                count_out_of_queue(session_id, 1)
                 return Utterance.objects.get(pk=candidate)
     return None
 

@@ -230,11 +230,17 @@ class Stages:
     def __init__(self) -> None:
         self._stages: dict[tuple[str, str], Stage] = {}
 
-    def join(self, session_id: str, frames: AvatarFrames, make_renderer, audio_rate: int, viewer: Viewer) -> Stage:
-        key = (session_id, frames.version)
-        stage = self._stages.get(key)
-        if stage is None or stage.dead:
-            stage = self._stages[key] = Stage(session_id, frames, make_renderer(), audio_rate)
+    def running(self, session_id: str, frames: AvatarFrames) -> Stage | None:
+        stage = self._stages.get((session_id, frames.version))
+        return None if stage is None or stage.dead else stage
+
+    def join(self, session_id: str, frames: AvatarFrames, renderer: FrameRenderer | None, audio_rate: int,
+             viewer: Viewer) -> Stage:
+        """The session's running stage, or a new one drawing with `renderer` (made by a viewer that
+        found none running: only it reads the avatar's material)."""
+        stage = self.running(session_id, frames)
+        if stage is None:
+            stage = self._stages[(session_id, frames.version)] = Stage(session_id, frames, renderer, audio_rate)
         stage.add(viewer)
         return stage
 

@@ -13,6 +13,7 @@ from common.api_errors import STATUS_BY_CODE, error_body
 from common.errors import ServiceError
 from common.paging import page_of
 from sessions_app import services, speaking
+from sessions_app.api.serializers import UtteranceSerializer
 from sessions_app.models import TutoringSession
 
 
@@ -57,8 +58,7 @@ def session_speak(request, session_id):
                                         interrupt=request.POST.get("interrupt") == "true")
     except ServiceError as exc:
         return JsonResponse(error_body(exc.code, exc.message, exc.details), status=STATUS_BY_CODE.get(exc.code, 400))
-    return JsonResponse({"utterance_id": str(utterance.utterance_id), "state": utterance.state,
-                         "duration_s": round(utterance.duration_s, 3)}, status=202)
+    return JsonResponse(UtteranceSerializer(utterance).data, status=202)
 
 
 @staff_member_required

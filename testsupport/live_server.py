@@ -4,6 +4,7 @@ scripts/serve.sh would start it."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -31,6 +32,30 @@ class LiveServer:
                                 env=self.env,
                                 cwd=ROOT, check=True, capture_output=True, text=True)
         return result.stdout.strip().splitlines()[-1]
+
+    def upload_ready_avatar(self, key: str, clip: Path, avatar_id: str, wait_s: int = 180) -> dict:
+        """Upload `clip` through POST /v1/avatars/upload?wait= and return the avatar, ready."""
+        boundary = "liveserverboundary"
+        body = b"".join([
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"avatar_id\"\r\n\r\n{avatar_id}\r\n".encode(),
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"video_file\"; filename=\"{clip.name}\"\r\n"
+            "Content-Type: video/mp4\r\n\r\n".encode(), clip.read_bytes(), f"\r\n--{boundary}--\r\n".encode(),
+        ])
+        request = urllib.request.Request(f"{self.url}/v1/avatars/upload?wait={wait_s}", data=body, method="POST",
+                                         headers={"X-API-Key": key,
+                                                  "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=wait_s + 30) as response:
+            avatar = json.loads(response.read())
+        if avatar.get("state") != "ready":
+            raise RuntimeError(f"the avatar is not ready: {avatar}")
+        return avatar
+
+    def create_tutor(self, key: str, name: str) -> int:
+        """A tutor made through POST /v1/tutors; its id."""
+        request = urllib.request.Request(f"{self.url}/v1/tutors", method="POST", data=json.dumps({"name": name}).encode(),
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(json.loads(response.read())["tutor_id"])
 
     def stop(self) -> None:
         self.process.terminate()
