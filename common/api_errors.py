@@ -41,9 +41,11 @@ STATUS_BY_CODE = {
     "session_limit": 429,
     "throttled": 429,
     "speak_queue_full": 429,
+    "too_many_viewers": 429,
     "internal_error": 500,
     "queue_full": 503,
     "insufficient_storage": 507,
+    "webrtc_timeout": 504,
 }
 
 

@@ -19,9 +19,15 @@ _server_loop: asyncio.AbstractEventLoop | None = None
 
 
 def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Called by consumers when they connect: the loop their channel layer lives on."""
+    """Called when the server starts (ASGI lifespan) and by consumers when they connect: the loop
+    their channel layer lives on."""
     global _server_loop
     _server_loop = loop
+
+
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop last remembered (it may have stopped since: check is_running())."""
+    return _server_loop
 
 
 def send_to_group(group: str, event: dict) -> None:

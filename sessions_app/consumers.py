@@ -6,60 +6,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from avatars import storage
-from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.channels import remember_server_loop
 from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse, still_allowed
 from sessions_app import services
-from sessions_app.frames import AvatarFrames, avatar_material, frames_version
-from sessions_app.models import SessionState
-from sessions_app.speech.renderer import load_renderer
+from sessions_app.frames import AvatarFrames, frames_version
 from sessions_app.stage import Viewer, media_message, stages
+from sessions_app.watching import (
+    CHECK_EVERY_S,
+    TOUCH_EVERY_S,
+    WAIT_LOOK_EVERY_S,
+    KeyRevoked,
+    Look,
+    join_stage,
+    look_at,
+    viewers,
+)
 
 logger = logging.getLogger(__name__)
 
-# While streaming: how often the session is marked active, and how often its state is re-read
-# (in case the "ended" message was missed, e.g. sent from another process on the in-memory layer).
-TOUCH_EVERY_S = 30.0
-CHECK_EVERY_S = 5.0
-WAIT_LOOK_EVERY_S = 1.0  # while waiting for the avatar: how often its state is read again
 CLOSE_TOO_MANY_VIEWERS = 4429
 CLOSE_TOO_SLOW = 1013  # "try again later": the viewer could not take the media as fast as it plays
-
-
-class Viewers:
-    """Streams open per session in this process, at most SESSION_MAX_VIEWERS each: every viewer
-    costs the server a paced stream of frames."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def join(self, session_id: str) -> bool:
-        with self._lock:
-            count = self._counts.get(session_id, 0)
-            if count >= settings.SESSION_MAX_VIEWERS:
-                return False
-            self._counts[session_id] = count + 1
-            return True
-
-    def leave(self, session_id: str) -> None:
-        with self._lock:
-            left = self._counts.get(session_id, 1) - 1
-            if left > 0:
-                self._counts[session_id] = left
-            else:
-                self._counts.pop(session_id, None)
-
-
-viewers = Viewers()
 
 
 class SessionStreamConsumer(AsyncWebsocketConsumer):
@@ -130,7 +102,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"type": "ended", "session_id": self.session_id, "reason": reason}))
         await self.close(code=CLOSE_NOT_FOUND)
 
-    async def _run(self, look: "Look") -> None:
+    async def _run(self, look: Look) -> None:
         try:
             while True:
                 if look.closed:
@@ -151,7 +123,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             logger.exception("stream of session %s failed", self.session_id)
             await self.close(code=1011)
 
-    async def _wait(self, look: "Look") -> "Look":
+    async def _wait(self, look: Look) -> Look:
         """Say the session waits for its avatar, and again whenever that changes, until it is
         ready, fails, or the session ends."""
         shown = None
@@ -176,7 +148,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             look = await self._look(touch=touch) or Look(ended_reason="ended")
         return look
 
-    async def _stream(self, frames: AvatarFrames) -> "Look":
+    async def _stream(self, frames: AvatarFrames) -> Look:
         """Send the session's media until it ends or shows another avatar; what was then seen."""
         rate = settings.SESSION_AUDIO_RATE
         await self.send(text_data=json.dumps({
@@ -184,12 +156,8 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
             "audio_rate": rate,
         }))
-        renderer = None  # join reuses the running stage; only when none runs is a renderer made
-        if stages.running(self.session_id, frames) is None:
-            renderer = await database_sync_to_async(make_renderer)(frames)
-        # No await between the look above (when a stage ran) and join: it is still running.
         viewer = Viewer()
-        stage = stages.join(self.session_id, frames, renderer, rate, viewer)
+        stage = await join_stage(self.session_id, frames, viewer)
         loop = asyncio.get_running_loop()
         next_check = next_touch = loop.time()
         self.woken.clear()
@@ -231,49 +199,5 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             stages.leave(stage, viewer)
 
     @database_sync_to_async
-    def _look(self, touch: bool) -> "Look | None":
-        """The session as it stands: None when unknown; its end; its avatar when ready; else what
-        it waits for. Ends the session when its avatar will never be ready."""
-        if not still_allowed(self.scope):
-            raise KeyRevoked()
-        session = services.session_or_none(self.session_id)
-        if session is None:
-            return None
-        if session.state != SessionState.ACTIVE:
-            return Look(ended_reason=session.end_reason or "ended")
-        if touch:
-            services.touch(session)
-            services.end_idle_sessions()
-        avatar = Avatar.objects.filter(avatar_id=session.avatar_id).first()
-        if avatar is None or avatar.state not in (AvatarState.READY, *ACTIVE_STATES):
-            services.end_session(session.session_id, reason="avatar_failed" if avatar else "avatar_deleted")
-            return Look(ended_reason="avatar_failed" if avatar else "avatar_deleted")
-        if avatar.state == AvatarState.READY:
-            return Look(ready=avatar)
-        return Look(waiting={"avatar_id": avatar.avatar_id, "avatar_state": avatar.state, "stage": avatar.stage,
-                             "progress": round(avatar.progress, 1)},
-                    still_of=_still_of(session.tutor_id, avatar.avatar_id))
-
-
-def _still_of(tutor_id: int, waiting_for: str) -> str | None:
-    """A ready avatar of the tutor whose preview can stand in while the session waits, if any."""
-    ready = Avatar.objects.filter(tutor_id=tutor_id, state=AvatarState.READY).exclude(avatar_id=waiting_for)
-    return ready.order_by("-ready_at").values_list("avatar_id", flat=True).first()
-
-
-def make_renderer(frames: AvatarFrames):
-    """The SESSION_RENDERER for the avatar (reads its prepared material: blocking)."""
-    return load_renderer(settings.SESSION_RENDERER, avatar_material(frames))
-
-
-class KeyRevoked(Exception):
-    """The API key the socket was opened with has been revoked since."""
-
-
-@dataclass(frozen=True)
-class Look:
-    ready: Avatar | None = None
-    waiting: dict | None = None
-    still_of: str | None = None
-    ended_reason: str | None = None
-    closed: bool = False
+    def _look(self, touch: bool) -> Look | None:
+        return look_at(self.session_id, touch, lambda: still_allowed(self.scope))

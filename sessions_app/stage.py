@@ -7,8 +7,11 @@ while speech sounds (rendering runs in a thread pool: OpenCV's decode, remap and
 the GIL). Every viewer gets the same timestamped messages, so the work is done once per session
 however many watch; media goes out LEAD_FRAMES ahead of its time, the client's buffer.
 
-Messages (to each viewer's queue): ("media", bytes) with one byte kind (b"V" JPEG, b"A" PCM),
-eight bytes presentation time (microseconds, big-endian), the payload; ("event", dict) JSON.
+Each tick goes to every viewer as one call, Viewer.frame: the frame (JPEG for WebSocket viewers,
+I420 for WebRTC viewers: whichever its viewers want is made once) and its audio samples. A
+WebSocket viewer turns it into messages in its queue: ("media", bytes) with one byte kind (b"V"
+JPEG, b"A" PCM), eight bytes presentation time (microseconds, big-endian), the payload. Events go
+to Viewer.put: ("event", dict) JSON; ("gone", None) and ("failed", None) when the clock stopped.
 
 With several server processes, a session's viewers should reach one process (route sockets by
 session id): each process's stage plays the utterances it claims, and another's viewers would not
@@ -73,6 +76,12 @@ class Playing:
 
 
 class Viewer:
+    """A WebSocket viewer: the stage's output as timestamped messages in a queue. Other viewers
+    (sessions_app/webrtc) take the same calls and say which picture they want."""
+
+    wants_jpeg = True  # the frame as JPEG bytes
+    wants_i420 = False  # the frame as a YUV 4:2:0 (I420) array, as video encoders take it
+
     def __init__(self) -> None:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.too_slow = False
@@ -82,6 +91,12 @@ class Viewer:
             self.too_slow = True
             return
         self.queue.put_nowait(item)
+
+    def frame(self, first_sample: int, pts: int, jpeg: bytes | None, i420: np.ndarray | None, audio: np.ndarray) -> None:
+        """One tick of the clock: the video frame at `pts` (µs) and the audio samples it covers,
+        the first of them sample `first_sample` of the stage's clock."""
+        self.put(("media", media_message(b"V", pts, jpeg)))
+        self.put(("media", media_message(b"A", pts, audio.astype("<i2").tobytes())))
 
 
 class Stage:
@@ -147,10 +162,15 @@ class Stage:
                 audio, speech, played = self._audio(end - first)
                 shown = ping_pong(index, self.frames.frame_count)
                 jpeg = await jpeg_frame(self.frames, shown)
-                if speech is not None and speech.openness >= MIN_OPENNESS:
-                    jpeg = await loop.run_in_executor(_render_pool, self._render, jpeg, shown, speech)
-                self._send(("media", media_message(b"V", pts, jpeg)))
-                self._send(("media", media_message(b"A", pts, audio.astype("<i2").tobytes())))
+                i420 = None
+                mouth_moves = speech is not None and speech.openness >= MIN_OPENNESS
+                want_i420 = any(viewer.wants_i420 for viewer in self.viewers)
+                if mouth_moves or want_i420:
+                    want_jpeg = any(viewer.wants_jpeg for viewer in self.viewers)
+                    jpeg, i420 = await loop.run_in_executor(_render_pool, self._picture, jpeg, shown,
+                                                            speech if mouth_moves else None, want_jpeg, want_i420)
+                for viewer in self.viewers:
+                    viewer.frame(first, pts, jpeg, i420, audio)
                 if self.playing is not None and self.playing.position >= len(self.playing.samples):
                     done = self.playing
                     self.playing = None
@@ -216,12 +236,24 @@ class Stage:
                                   "pts_us": pts, "reason": "interrupted"}))
             await _in_thread(speaking.finish)(playing.pk, "interrupted")
 
-    def _render(self, jpeg: bytes, index: int, speech: FrameSpeech) -> bytes:
+    def _picture(self, jpeg: bytes, index: int, speech: FrameSpeech | None, want_jpeg: bool,
+                 want_i420: bool) -> tuple[bytes | None, np.ndarray | None]:
+        """The frame's picture, drawn speaking when `speech` is given, as its viewers want it: JPEG
+        (the prepared bytes when nothing changed), I420 (decoded once for every WebRTC viewer)."""
         idle = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        frame = self.renderer.render(idle, index, speech)
-        if frame is idle:
-            return jpeg
-        return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, SPEAKING_JPEG_QUALITY])[1].tobytes()
+        frame = idle if speech is None else self.renderer.render(idle, index, speech)
+        if want_jpeg and frame is not idle:
+            jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, SPEAKING_JPEG_QUALITY])[1].tobytes()
+        return (jpeg if want_jpeg else None), (i420_of(frame) if want_i420 else None)
+
+
+def i420_of(frame: np.ndarray) -> np.ndarray:
+    """A BGR picture as I420 (planar YUV 4:2:0, (h*3/2, w) bytes); an odd width or height is
+    padded by one repeated pixel (4:2:0 needs even sides)."""
+    height, width = frame.shape[:2]
+    if height % 2 or width % 2:
+        frame = cv2.copyMakeBorder(frame, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
 
 
 class Stages:

@@ -8,4 +8,5 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/end", views.session_end, name="staff-session-end"),
     path("sessions/<uuid:session_id>/speak", views.session_speak, name="staff-session-speak"),
     path("sessions/<uuid:session_id>/interrupt", views.session_interrupt, name="staff-session-interrupt"),
+    path("sessions/<uuid:session_id>/webrtc", views.session_webrtc, name="staff-session-webrtc"),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -15,9 +17,18 @@ from common.paging import page_of
 from sessions_app import services, speaking
 from sessions_app.api.serializers import UtteranceSerializer
 from sessions_app.models import TutoringSession
+from sessions_app.webrtc.signalling import answer_offer
 
 
 PAGE_SIZE = 25
+
+
+def _refusal(exc: ServiceError) -> JsonResponse:
+    """A refused page request, answered in the API's error shape."""
+    response = JsonResponse(error_body(exc.code, exc.message, exc.details), status=STATUS_BY_CODE.get(exc.code, 400))
+    if exc.retry_after_s:
+        response["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 @staff_member_required
@@ -57,7 +68,7 @@ def session_speak(request, session_id):
         utterance = speaking.speak_text(session_id, request.POST.get("text", ""),
                                         interrupt=request.POST.get("interrupt") == "true")
     except ServiceError as exc:
-        return JsonResponse(error_body(exc.code, exc.message, exc.details), status=STATUS_BY_CODE.get(exc.code, 400))
+        return _refusal(exc)
     return JsonResponse(UtteranceSerializer(utterance).data, status=202)
 
 
@@ -67,5 +78,22 @@ def session_interrupt(request, session_id):
     try:
         speaking.interrupt(session_id)
     except ServiceError as exc:
-        return JsonResponse(error_body(exc.code, exc.message, exc.details), status=STATUS_BY_CODE.get(exc.code, 400))
+        return _refusal(exc)
     return JsonResponse({"interrupted": True})
+
+
+@staff_member_required
+@require_POST
+def session_webrtc(request, session_id):
+    """The session page's WebRTC offer (JSON {"sdp", "type"}; answers like the API's webrtc)."""
+    try:
+        offer = json.loads(request.body or b"{}")
+        if not isinstance(offer, dict):
+            raise ValueError
+    except ValueError:
+        return JsonResponse(error_body("invalid_request", "Send JSON {\"sdp\", \"type\": \"offer\"}."), status=400)
+    try:
+        answer = answer_offer(str(session_id), offer.get("sdp"), offer.get("type"), allowed=lambda: True)
+    except ServiceError as exc:
+        return _refusal(exc)
+    return JsonResponse(answer)

@@ -12,12 +12,21 @@ importing the apps; the WSGI entry point starts the same work itself (it has no 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from common.channels import remember_server_loop
+
 logger = logging.getLogger(__name__)
+
+
+async def close_all_peers() -> None:
+    from sessions_app.webrtc.peers import close_all
+
+    await close_all()
 
 
 def start_background_work() -> None:
@@ -40,6 +49,7 @@ async def lifespan(scope, receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            remember_server_loop(asyncio.get_running_loop())  # WebRTC peers live on it
             try:
                 await sync_to_async(start_background_work, thread_sensitive=False)()
             except Exception as exc:
@@ -49,6 +59,7 @@ async def lifespan(scope, receive, send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
+                await close_all_peers()
                 await sync_to_async(stop_background_work, thread_sensitive=False)()
             except Exception as exc:
                 logger.exception("shutdown work failed")

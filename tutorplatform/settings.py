@@ -7,6 +7,7 @@ files under DATA_DIR. The README lists them all.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -426,3 +427,19 @@ SESSION_SPEAK_MAX_AUDIO_S = env_float("SESSION_SPEAK_MAX_AUDIO_S", 120.0)
 SESSION_MAX_QUEUED_UTTERANCES = env_int("SESSION_MAX_QUEUED_UTTERANCES", 8)
 # Load the voice when the server starts, so the first speak does not wait ~1 s for it.
 SESSION_VOICE_PRELOAD = env_bool("SESSION_VOICE_PRELOAD", True)
+
+# --- WebRTC delivery (POST /v1/sessions/{id}/webrtc) ---------------------------------------------
+
+# ICE servers handed to each peer connection, as JSON: a list of {"urls": "stun:..." or
+# ["turn:...", ...], "username": ..., "credential": ...}. None are needed on loopback or a LAN;
+# over the internet, a STUN server, and a TURN server (coturn, say) for viewers behind NATs that
+# cannot reach the server directly. README, "WebRTC delivery".
+SESSION_WEBRTC_ICE_SERVERS = json.loads(env_str("SESSION_WEBRTC_ICE_SERVERS", "[]") or "[]")
+# The addresses this server offers as its own ICE host candidates: empty = every address of the
+# machine but loopback (the WebRTC default); name some to keep media on one interface
+# (127.0.0.1 for loopback-only tests and benches, or the LAN address behind a proxy).
+SESSION_WEBRTC_HOST_ADDRESSES = env_list("SESSION_WEBRTC_HOST_ADDRESSES", [])
+# A peer connection that has not connected this long after its answer is closed (its viewer place freed).
+SESSION_WEBRTC_CONNECT_TIMEOUT_S = env_float("SESSION_WEBRTC_CONNECT_TIMEOUT_S", 30.0)
+# Longest an offer may take to answer (ICE candidates are gathered before the answer: STUN/TURN).
+SESSION_WEBRTC_ANSWER_TIMEOUT_S = env_float("SESSION_WEBRTC_ANSWER_TIMEOUT_S", 15.0)

@@ -101,3 +101,15 @@ class UtteranceSerializer(serializers.Serializer):
 class SessionListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     sessions = serializers.ListField(child=serializers.UUIDField())
+
+
+class WebRTCOfferSerializer(serializers.Serializer):
+    sdp = serializers.CharField(trim_whitespace=False, help_text="The viewer's SDP offer (recvonly or sendrecv video and/or audio).")
+    type = serializers.CharField(help_text='"offer"')
+
+
+class WebRTCAnswerSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text='"answer"')
+    sdp = serializers.CharField(help_text="The server's SDP answer, with all its ICE candidates (no trickle).")
+    codecs = serializers.DictField(child=serializers.CharField(),
+                                   help_text='The codec each track is sent with, e.g. {"video": "VP8", "audio": "opus"}.')

@@ -8,15 +8,20 @@ from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from avatars.authentication import key_from_headers
 from common.api_input import validated
 from common.api_schema import errors, extend_schema
 from common.parsers import JSONParser, WavParser
+from common.socket_auth import key_is_active
 from sessions_app import services, speaking
+from sessions_app.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
     CreateSessionSerializer,
     SpeakQuerySerializer,
     SpeakSerializer,
     UtteranceSerializer,
+    WebRTCAnswerSerializer,
+    WebRTCOfferSerializer,
     SessionListQuerySerializer,
     SessionListSerializer,
     SessionSerializer,
@@ -77,3 +82,17 @@ class SessionInterruptView(APIView):
     @extend_schema(request=None, responses={200: SessionSerializer, **errors(401, 404)})
     def post(self, request, session_id: str):
         return Response(SessionSerializer(speaking.interrupt(session_id)).data)
+
+
+class SessionWebRTCView(APIView):
+    """A viewer's WebRTC offer: the answer, and the session's media on a new peer connection."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=WebRTCOfferSerializer,
+                   responses={200: WebRTCAnswerSerializer, **errors(400, 401, 404, 429, 504)})
+    def post(self, request, session_id: str):
+        asked = validated(WebRTCOfferSerializer, request.data)
+        key = key_from_headers(request)
+        allowed = (lambda: key_is_active(key)) if key else (lambda: True)  # a revoked key ends the viewer
+        return Response(answer_offer(session_id, asked["sdp"], asked["type"], allowed))

@@ -1,0 +1,251 @@
+"""WebRTC delivery through the real URLconf: an aiortc viewer in the test offers, the server
+answers and sends the session's video and audio over a real peer connection on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import cv2
+import numpy as np
+import pytest
+from django.conf import settings as django_settings
+
+from avatars import jobs, services as avatar_services, storage
+from avatars.models import AvatarSource
+from sessions_app import services
+from sessions_app.stage import stages
+from sessions_app.watching import viewers
+from sessions_app.webrtc import peers as peer_module
+from sessions_app.webrtc.addresses import offer_only
+from sessions_app.webrtc.media import PeerFeed
+from testsupport.webrtc_viewer import WebRTCViewer, idle_thumbnails, nearest_idle
+from tutors.models import Tutor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SENTENCE = "Hello! Today we will look at fractions, one small step at a time."
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(settings):
+    """Media stays on loopback (the server's candidates and this viewer's), and no peer outlives its test."""
+    settings.SESSION_WEBRTC_HOST_ADDRESSES = ["127.0.0.1"]
+    offer_only(["127.0.0.1"])
+    yield
+    asyncio.run_coroutine_threadsafe(peer_module.close_all(), peer_module.media_loop()).result(10)
+    offer_only([])
+
+
+@pytest.fixture
+def session_id(face_video) -> str:
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="rtc", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    assert jobs.backend().wait_idle(60)
+    return str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
+
+
+def poster(client, session_id: str):
+    def post(body: dict) -> dict:
+        response = client.post(f"/v1/sessions/{session_id}/webrtc", body, format="json")
+        assert response.status_code == 200, response.content
+        return response.json()
+    return post
+
+
+async def until(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not in {timeout_s} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["status"] == "error" and body["code"] == code and body["message"], body
+    return body
+
+
+def idle_lumas(avatar_id: str) -> list[np.ndarray]:
+    names = sorted(storage.list_prepared(avatar_id, "full_imgs"))
+    return [cv2.imdecode(np.frombuffer(storage.read_prepared(avatar_id, f"full_imgs/{name}"), np.uint8),
+                         cv2.IMREAD_GRAYSCALE) for name in names]
+
+
+def mouth_changes(viewer: WebRTCViewer, avatar_id: str, since: float) -> list[float]:
+    """For each picture received after `since`: how far its mouth is from the idle frame it shows
+    (mean grey levels in the box below the mouth corners)."""
+    lumas = idle_lumas(avatar_id)
+    thumbnails = idle_thumbnails(lumas)
+    landmarks = np.load(django_settings.AVATAR_ROOT / avatar_id / "landmarks.npy")
+    changes = []
+    for arrival in [video for video in viewer.video if video.at >= since and video.luma is not None]:
+        index = nearest_idle(arrival.luma, thumbnails)
+        points = landmarks[index]
+        width = np.linalg.norm(points[4] - points[3])
+        box = (slice(int(points[3][1] - 0.1 * width), int(points[3][1] + 0.5 * width)),
+               slice(int(points[3][0]), int(points[4][0]) + 1))
+        changes.append(float(np.abs(arrival.luma[box].astype(int) - lumas[index][box]).mean()))
+    return changes
+
+
+def test_an_offer_is_answered_and_the_viewer_receives_the_avatar_speaking(client_with_key, session_id):
+    """VP8 and Opus chosen; video at the avatar's size and rate, audio always; a speak is heard
+    (loud audio) and seen (the mouth moves away from the idle frame), with its events on the data channel."""
+    async def scenario():
+        viewer = WebRTCViewer("", session_id, "")
+        try:
+            answer = await viewer.start(post=poster(client_with_key, session_id))
+            assert answer["type"] == "answer" and "a=fingerprint" in answer["sdp"]
+            assert answer["codecs"] == {"video": "VP8", "audio": "opus"}
+            await viewer.wait_for_video(25)
+            assert viewer.video[-1].luma.shape == (360, 640)
+            await until(lambda: any(event["type"] == "session" for _, event in viewer.events), 5, "the header event")
+            header = next(event for _, event in viewer.events if event["type"] == "session")
+            assert header["avatar_id"] == "rtc" and header["fps"] == 25 and header["session_id"] == session_id
+            assert stages.of_session(session_id) and viewers.count(session_id) == 1
+
+            silent = [audio.rms for audio in viewer.audio]
+            assert silent and max(silent) < 50  # silence between utterances flows too
+            idle = mouth_changes(viewer, "rtc", 0)
+            sent = time.monotonic()
+            response = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: client_with_key.post(f"/v1/sessions/{session_id}/speak", {"text": SENTENCE}, format="json"))
+            assert response.status_code == 202
+            await until(lambda: any(event["type"] == "utterance.ended" for _, event in viewer.events), 20,
+                        "the utterance to be said")
+            loud = [audio for audio in viewer.audio if audio.at >= sent and audio.rms > 500]
+            assert len(loud) > 50, "less than a second of loud audio arrived"  # 20 ms each
+            speaking = mouth_changes(viewer, "rtc", sent)
+            print(f"WebRTC: mouth change idle max {max(idle):.1f}, speaking max {max(speaking):.1f}; "
+                  f"first loud audio {loud[0].at - sent:.3f} s after the speak; offset {viewer.offset_ms():.0f} ms")
+            # Idle pictures differ from their prepared frame by the video codec's loss alone (~5 here).
+            assert max(speaking) > 2.5 * max(max(idle), 1.5)
+            assert abs(viewer.offset_ms()) <= 40
+            started = [event for _, event in viewer.events if event["type"] == "utterance.started"]
+            assert len(started) == 1 and started[0]["duration_s"] > 1
+        finally:
+            await viewer.close()
+    asyncio.run(scenario())
+
+
+def test_the_viewer_leaving_closes_its_peer_connection_and_the_stage(client_with_key, session_id):
+    async def scenario():
+        viewer = WebRTCViewer("", session_id, "")
+        await viewer.start(post=poster(client_with_key, session_id))
+        await viewer.wait_for_video(5)
+        assert len(peer_module.peers) == 1
+        await viewer.close()
+        await until(lambda: not peer_module.peers, 10, "the server to close the peer connection")
+        await until(lambda: not stages.of_session(session_id), 5, "the stage to stop")
+        assert viewers.count(session_id) == 0
+    asyncio.run(scenario())
+
+
+def test_ending_the_session_tells_the_viewer_and_closes_its_connection(client_with_key, session_id):
+    async def scenario():
+        viewer = WebRTCViewer("", session_id, "")
+        try:
+            await viewer.start(post=poster(client_with_key, session_id))
+            await viewer.wait_for_video(5)
+            await asyncio.get_running_loop().run_in_executor(None, services.end_session, session_id)
+            await until(lambda: any(event["type"] == "ended" for _, event in viewer.events), 10, "the ended event")
+            await until(lambda: not peer_module.peers, 10, "the server to close the peer connection")
+            await until(lambda: viewer.pc.connectionState in ("closed", "failed"), 10, "the viewer to see it closed")
+        finally:
+            await viewer.close()
+    asyncio.run(scenario())
+
+
+def test_h264_alone_is_offered_and_chosen(client_with_key, session_id):
+    async def scenario():
+        viewer = WebRTCViewer("", session_id, "")
+        try:
+            answer = await viewer.start(post=poster(client_with_key, session_id), video_codec="H264")
+            assert answer["codecs"]["video"] == "H264"
+            await viewer.wait_for_video(10)
+            assert viewer.video[-1].luma.shape == (360, 640)
+        finally:
+            await viewer.close()
+    asyncio.run(scenario())
+
+
+def offer_sdp(direction: str = "recvonly") -> str:
+    """A real browser-like offer made by aiortc (no connection follows)."""
+    from aiortc import RTCPeerConnection
+
+    async def make() -> str:
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction=direction)
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+    return asyncio.run(make())
+
+
+def test_bad_offers_are_400_and_make_no_peer(client_with_key, session_id):
+    good = offer_sdp()
+    url = f"/v1/sessions/{session_id}/webrtc"
+    cases = [
+        ({"type": "offer"}, None),  # no sdp
+        ({"sdp": good}, None),  # no type
+        ({"sdp": good, "type": "answer"}, "not_an_offer"),
+        ({"sdp": "hello", "type": "offer"}, "no_media"),
+        ({"sdp": "v=0\r\nm=video x\r\n", "type": "offer"}, "bad_sdp"),
+        ({"sdp": offer_sdp("sendonly"), "type": "offer"}, "not_receiving"),
+        ({"sdp": "\r\n".join(line for line in good.split("\r\n") if not line.startswith("a=ice-")), "type": "offer"}, "no_ice"),
+        ({"sdp": "\r\n".join(line for line in good.split("\r\n") if not line.startswith("a=fingerprint")), "type": "offer"}, "no_dtls"),
+        ({"sdp": good.replace("VP8/90000", "XYZ/90000").replace("H264/90000", "XYZ/90000"), "type": "offer"}, "not_negotiable"),
+        ({"sdp": "v=0\r\n" + "a=x\r\n" * 20000, "type": "offer"}, "sdp_too_long"),
+    ]
+    for body, reason in cases:
+        error = assert_error(client_with_key.post(url, body, format="json"), 400, "invalid_request")
+        if reason:
+            assert error["details"]["reason"] == reason, (reason, error)
+    assert_error(client_with_key.post(url, "not json", content_type="text/plain"), 400, "invalid_request")
+    assert not peer_module.peers and viewers.count(session_id) == 0
+
+
+def test_unknown_ended_unauthenticated_and_full_sessions_are_refused(client, client_with_key, session_id, settings):
+    body = {"sdp": offer_sdp(), "type": "offer"}
+    assert_error(client.post(f"/v1/sessions/{session_id}/webrtc", body, format="json"), 401, "not_authenticated")
+    assert_error(client_with_key.post("/v1/sessions/00000000-0000-0000-0000-000000000000/webrtc", body, format="json"),
+                 404, "not_found")
+    assert_error(client_with_key.post("/v1/sessions/nope/webrtc", body, format="json"), 404, "not_found")
+
+    settings.SESSION_MAX_VIEWERS = 1
+    assert viewers.join(session_id)  # someone watches already (a WebSocket stream, say)
+    try:
+        response = client_with_key.post(f"/v1/sessions/{session_id}/webrtc", body, format="json")
+        assert_error(response, 429, "too_many_viewers")
+        assert response["Retry-After"]
+    finally:
+        viewers.leave(session_id)
+    services.end_session(session_id)
+    assert_error(client_with_key.post(f"/v1/sessions/{session_id}/webrtc", body, format="json"), 404, "not_found")
+    assert not peer_module.peers
+
+
+def test_the_feed_keeps_one_timeline_across_segments_in_20_ms_audio_frames():
+    """A new segment (another stage, whose clock starts at 0 again) continues where the last stopped."""
+    async def scenario():
+        feed = PeerFeed(24000, lambda item: None)
+        feed.sends_video = feed.sends_audio = True
+        picture = np.zeros((360 * 3 // 2, 640), np.uint8)
+        for index in range(3):  # 25 fps: 960 samples a frame
+            feed.frame(5000 + index * 960, 0, None, picture, np.full(960, index, np.int16))
+        feed.new_segment()
+        feed.frame(0, 0, None, picture, np.full(960, 9, np.int16))
+        videos = [feed.video.queue.get_nowait() for _ in range(feed.video.queue.qsize())]
+        audios = [feed.audio.queue.get_nowait() for _ in range(feed.audio.queue.qsize())]
+        assert [video.pts for video in videos] == [0, 960, 1920, 2880]
+        assert [audio.pts for audio in audios] == list(range(0, 3840, 480))
+        assert all(audio.samples == 480 and audio.sample_rate == 24000 for audio in audios)
+        assert audios[-1].to_ndarray()[0, 0] == 9 and audios[0].to_ndarray()[0, 0] == 0
+        for index in range(10):  # an encoder that does not keep up: the oldest pictures go
+            feed.frame(index * 960, 0, None, picture, np.zeros(960, np.int16))
+        assert feed.video.queue.qsize() == 6 and feed.frames_dropped == 4
+    asyncio.run(scenario())

@@ -1,0 +1,161 @@
+"""A WebRTC viewer of a session in Python (aiortc), as a test or a benchmark sees the media: it
+offers to receive video and audio (and opens the "events" data channel), posts the offer to
+POST /v1/sessions/{id}/webrtc, and records what arrives with its arrival time.
+
+Media time at the receiver: RTP timestamps start at a random origin per track, so each track's
+time is counted from its own first frame; the server starts both tracks on the same instant of
+its clock, so the two counts share a zero. Besides the decoded frames (which aiortc's receiver
+hands out after its own jitter buffer: 4 audio packets, 80 ms), every RTP packet's arrival is
+noted with its timestamp (`packets`), which is what the server sent and when, before any buffering
+of this client: the audio/video offset at the receiver is measured on those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+
+@dataclass
+class Arrival:
+    at: float  # time.monotonic() when the frame came out of the decoder
+    media_s: float  # the frame's time on its track, from the track's first frame
+
+
+@dataclass
+class VideoArrival(Arrival):
+    luma: np.ndarray | None  # the Y plane (grey picture), when pictures are kept
+
+
+@dataclass
+class AudioArrival(Arrival):
+    rms: float  # loudness of the frame (int16 scale)
+    samples: int  # per channel
+
+
+@dataclass
+class WebRTCViewer:
+    base_url: str
+    session_id: str
+    api_key: str
+    keep_pictures: bool = True
+    video: list[VideoArrival] = field(default_factory=list)
+    audio: list[AudioArrival] = field(default_factory=list)
+    events: list[tuple[float, dict]] = field(default_factory=list)
+    answer: dict = field(default_factory=dict)
+    packets: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: {"audio": [], "video": []})
+
+    def __post_init__(self) -> None:
+        self.pc = RTCPeerConnection()
+        self._readers: list[asyncio.Task] = []
+        self._first_pts: dict[str, float] = {}
+
+    async def start(self, post=None, video_codec: str | None = None, audio: bool = True) -> dict:
+        """Offer, post, take the answer; media then arrives in the background. Returns the answer.
+        `post(body) -> answer` sends the offer (default: to the API over HTTP with the key);
+        `video_codec` ("VP8", "H264") offers that video codec alone."""
+        pc = self.pc
+        video = pc.addTransceiver("video", direction="recvonly")
+        if video_codec:
+            from aiortc import RTCRtpReceiver
+
+            video.setCodecPreferences([codec for codec in RTCRtpReceiver.getCapabilities("video").codecs
+                                       if codec.mimeType.lower() in (f"video/{video_codec}".lower(), "video/rtx")])
+        if audio:
+            pc.addTransceiver("audio", direction="recvonly")
+        channel = pc.createDataChannel("events")
+        channel.on("message", lambda message: self.events.append((time.monotonic(), json.loads(message))))
+        pc.on("track", lambda track: self._readers.append(asyncio.ensure_future(self._read(track))))
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+        if post is None:
+            def post(offer: dict) -> dict:
+                return post_json(f"{self.base_url}/v1/sessions/{self.session_id}/webrtc", offer, self.api_key)
+        self.answer = await asyncio.get_running_loop().run_in_executor(None, post, body)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer["sdp"], type=self.answer["type"]))
+        for transceiver in pc.getTransceivers():
+            self._note_packets(transceiver.receiver, transceiver.kind)
+        return self.answer
+
+    def _note_packets(self, receiver, kind: str) -> None:
+        """Note (arrival, media time in s) of each RTP packet `receiver` is handed, then hand it on."""
+        handle = receiver._handle_rtp_packet
+        clock = 90000 if kind == "video" else 48000
+        noted = self.packets[kind]
+        first: list[int] = []
+
+        async def noting(packet, arrival_time_ms):
+            if not first:
+                first.append(packet.timestamp)
+            noted.append((time.monotonic(), ((packet.timestamp - first[0]) % (1 << 32)) / clock))
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = noting
+
+    def offset_ms(self, since: float = 0.0) -> float:
+        """How much later video arrives than audio of the same media time (ms; negative: earlier),
+        from the RTP packets that arrived after `since` (time.monotonic())."""
+        lateness = {kind: np.median([at - media for at, media in packets if at >= since])
+                    for kind, packets in self.packets.items()}
+        return float(lateness["video"] - lateness["audio"]) * 1000
+
+    async def _read(self, track) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            now = time.monotonic()
+            pts = float(frame.pts * frame.time_base)
+            first = self._first_pts.setdefault(track.kind, pts)
+            if track.kind == "video":
+                luma = frame.to_ndarray(format="gray") if self.keep_pictures else None
+                self.video.append(VideoArrival(now, pts - first, luma))
+            else:
+                samples = frame.to_ndarray().astype(np.float64)
+                self.audio.append(AudioArrival(now, pts - first, float(np.sqrt(np.mean(samples ** 2))),
+                                               frame.samples))
+
+    async def wait_for_video(self, count: int, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.video) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.video)} video frames in {timeout} s (wanted {count}); "
+                                   f"connection {self.pc.connectionState}")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for reader in self._readers:
+            reader.cancel()
+
+
+def post_json(url: str, body: dict, api_key: str | None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["X-API-Key"] = api_key
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def nearest_idle(luma: np.ndarray, thumbnails: np.ndarray) -> int:
+    """Which prepared idle frame a received picture shows: the nearest by a 32x18 thumbnail."""
+    import cv2
+
+    small = cv2.resize(luma, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return int(np.argmin(np.abs(thumbnails - small).reshape(len(thumbnails), -1).mean(axis=1)))
+
+
+def idle_thumbnails(idle_lumas: list[np.ndarray]) -> np.ndarray:
+    import cv2
+
+    return np.stack([cv2.resize(luma, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+                     for luma in idle_lumas])
