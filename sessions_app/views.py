@@ -57,7 +57,8 @@ def session_detail(request, session_id):
     if session is None:
         raise Http404("No such session")
     return render(request, "staff/session_detail.html",
-                  {"session": session, "max_chars": settings.SESSION_SPEAK_MAX_CHARS})
+                  {"session": session, "max_chars": settings.SESSION_SPEAK_MAX_CHARS,
+                   "ice_servers": settings.SESSION_WEBRTC_ICE_SERVERS})
 
 
 @staff_member_required

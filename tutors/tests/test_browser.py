@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = start_live_server(tmp_path_factory.mktemp("live-server"))
+    # WebRTC media on loopback only (the server's candidates; Chromium's are allowed loopback below).
+    live = start_live_server(tmp_path_factory.mktemp("live-server"), extra_env={"SESSION_WEBRTC_HOST_ADDRESSES": "127.0.0.1"})
     yield live
     live.stop()
 
@@ -37,7 +38,11 @@ def browser():
             executable_path=CHROMIUM,
             # No sandbox as root; no background traffic on a machine without internet.
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # WebRTC: loopback candidates, and plain addresses rather than mDNS names
+                  # (resolving those would send multicast queries onto the network).
+                  "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+                  "--autoplay-policy=no-user-gesture-required"],
         )
         yield chromium
         chromium.close()
@@ -117,9 +122,10 @@ def test_staff_watch_a_sessions_stream_in_the_browser(page, server, face_video):
             return json.loads(response.read())
 
     session = call("POST", "/v1/sessions", {"tutor_id": tutor_id, "student_id": 42})
-    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/")
+    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/?transport=websocket")
     page.wait_for_function("Number(document.getElementById('stream').dataset.frames || 0) >= 30", timeout=15_000)
     assert "640x360" in page.inner_text("#stream-info")
+    assert page.inner_text("#transport") == "WebSocket"
     page.screenshot(path=str(ARTIFACTS / "staff-session-stream.png"), full_page=True)
     call("POST", f"/v1/sessions/{session['session_id']}/end")
     page.wait_for_function("document.getElementById('session-state').textContent === 'ended'", timeout=10_000)
@@ -150,7 +156,7 @@ def test_staff_type_what_the_tutor_says_and_hear_and_see_it_said(page, server, f
     landmarks = np.load(avatar_dir / "landmarks.npy")
     idle_names = sorted(path.name for path in (avatar_dir / "full_imgs").iterdir())
 
-    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/")
+    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/?transport=websocket")
     page.wait_for_function("Number(document.getElementById('stream').dataset.frames || 0) >= 10", timeout=15_000)
     page.click("#sound")
     assert "audio clock" in page.inner_text("#clock-info")
@@ -187,6 +193,89 @@ def test_staff_type_what_the_tutor_says_and_hear_and_see_it_said(page, server, f
     assert max(levels) > 0.01  # sound reached the page's output
     assert max(changes) > 4 * max(max(silent_changes), 1.5)  # the mouth moved
     page.wait_for_function("document.getElementById('speech-state').textContent === 'silent'", timeout=15_000)
+
+
+def _open_session(server, tutor_id: int) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{server.url}/v1/sessions", method="POST",
+                                     data=json.dumps({"tutor_id": tutor_id, "student_id": 7}).encode(),
+                                     headers={"X-API-Key": server.api_key(), "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_staff_session_over_webrtc_is_heard_and_seen_speaking(page, server, face_video):
+    """The session page plays over WebRTC by default: it connects, says which codecs the browser
+    chose, draws the received pictures; with sound on and a sentence said, the Web Audio analyser
+    on the received stream rises above silence and the drawn mouth moves away from the idle frame
+    the picture shows (found by its nearest prepared frame: WebRTC carries no frame numbers)."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from testsupport.webrtc_viewer import idle_thumbnails, nearest_idle
+
+    new_tutor(page, "Sofia Kovalevskaya", face_video[0])
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    session = _open_session(server, int(page.url.rstrip("/").rsplit("/", 1)[-1]))
+    avatar_dir = server.data_dir / "avatars" / session["avatar_id"]
+    landmarks = np.load(avatar_dir / "landmarks.npy")
+    idle = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in sorted((avatar_dir / "full_imgs").iterdir())]
+    thumbnails = idle_thumbnails(idle)
+
+    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/")
+    page.wait_for_function("document.getElementById('transport').textContent.startsWith('WebRTC (')", timeout=20_000)
+    page.wait_for_function("Number(document.getElementById('stream').dataset.frames || 0) >= 25", timeout=15_000)
+    transport = page.inner_text("#transport")
+    assert "640x360" in page.inner_text("#stream-info")
+    page.click("#sound")
+    assert "in step" in page.inner_text("#clock-info")
+
+    def mouth_change() -> float:
+        png = base64.b64decode(page.evaluate("document.getElementById('stream').toDataURL('image/png')").split(",", 1)[1])
+        frame = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        index = nearest_idle(frame, thumbnails)
+        points = landmarks[index]
+        width = np.linalg.norm(points[4] - points[3])
+        box = (slice(int(points[3][1] - 0.1 * width), int(points[3][1] + 0.5 * width)),
+               slice(int(points[3][0]), int(points[4][0]) + 1))
+        return float(np.abs(frame[box].astype(int) - idle[index][box]).mean())
+
+    silent_levels = [page.evaluate("window.sessionPlayer.level()") for _ in range(3)]
+    silent_changes = []
+    for _ in range(6):
+        silent_changes.append(mouth_change())
+        page.wait_for_timeout(80)
+    page.fill("#say-text", "Hello! Let us look at fractions together, one small step at a time.")
+    page.click("#say")
+    page.wait_for_function("document.getElementById('speech-state').textContent === 'speaking'", timeout=10_000)
+    levels, changes = [], []
+    for _ in range(15):
+        levels.append(page.evaluate("window.sessionPlayer.level()"))
+        changes.append(mouth_change())
+        page.wait_for_timeout(100)
+    page.screenshot(path=str(ARTIFACTS / "staff-session-webrtc-speaking.png"), full_page=True)
+    print(f"WebRTC in the browser ({transport}): audio RMS silent {max(silent_levels):.3f}, speaking max "
+          f"{max(levels):.3f}; mouth change idle {max(silent_changes):.1f}, speaking max {max(changes):.1f}")
+    assert max(levels) > 0.01 > max(silent_levels)  # sound arrived, and silence before it
+    # Idle pictures differ from their prepared frame by the codec's loss alone.
+    assert max(changes) > 2.5 * max(max(silent_changes), 1.5)  # the mouth moved
+    page.wait_for_function("document.getElementById('speech-state').textContent === 'silent'", timeout=15_000)
+
+
+def test_staff_session_falls_back_to_the_websocket_stream_without_webrtc(page, server, face_video):
+    """A browser without WebRTC (here: RTCPeerConnection taken away before the page runs) gets the
+    WebSocket stream, and the page says so."""
+    new_tutor(page, "Emmy Noether", face_video[0])
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    session = _open_session(server, int(page.url.rstrip("/").rsplit("/", 1)[-1]))
+    page.add_init_script("delete window.RTCPeerConnection;")
+    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/")
+    page.wait_for_function("Number(document.getElementById('stream').dataset.frames || 0) >= 10", timeout=15_000)
+    assert page.inner_text("#transport") == "WebSocket (this browser has no WebRTC)"
 
 
 def test_staff_search_edit_replace_and_delete_a_tutor(page, server, face_video):
