@@ -249,3 +249,51 @@ def test_the_feed_keeps_one_timeline_across_segments_in_20_ms_audio_frames():
             feed.frame(index * 960, 0, None, picture, np.zeros(960, np.int16))
         assert feed.video.queue.qsize() == 6 and feed.frames_dropped == 4
     asyncio.run(scenario())
+
+
+def test_a_waiting_session_sends_black_and_silence_then_the_avatar_on_the_same_timeline(client_with_key, face_video,
+                                                                                       gate_jobs):
+    """While the avatar is prepared: "waiting" events, a black picture and silence; once it is
+    ready: the header and the avatar's frames, their times going on from where the wait stopped."""
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="coming", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    session_id = str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
+
+    async def scenario():
+        viewer = WebRTCViewer("", session_id, "")
+        try:
+            await viewer.start(post=poster(client_with_key, session_id))
+            await viewer.wait_for_video(3)
+            await until(lambda: any(event["type"] == "waiting" for _, event in viewer.events), 5, "a waiting event")
+            assert all(video.luma.max() < 40 for video in viewer.video)  # black (give or take the codec)
+            gate_jobs.set()
+            await until(lambda: any(event["type"] == "session" for _, event in viewer.events), 60, "the header")
+            ready_at = next(at for at, event in viewer.events if event["type"] == "session")
+            await until(lambda: sum(video.at > ready_at for video in viewer.video) >= 25, 20, "the avatar's frames")
+            after = [video for video in viewer.video if video.at > ready_at]
+            assert after[-1].luma.mean() > 60  # the avatar, not black
+            times = [video.media_s for video in viewer.video]
+            assert times == sorted(times)  # one timeline, never back to 0
+            gaps = np.diff([audio.media_s for audio in viewer.audio])
+            assert np.allclose(gaps, 0.02, atol=0.001)  # audio without a hole across the switch
+        finally:
+            await viewer.close()
+    asyncio.run(scenario())
+
+
+def test_revoking_the_key_closes_the_connections_it_opened(client_with_key, session_id):
+    from django.utils import timezone
+
+    from avatars.models import ApiKey
+
+    async def scenario():
+        viewer = WebRTCViewer("", session_id, "")
+        try:
+            await viewer.start(post=poster(client_with_key, session_id))
+            await viewer.wait_for_video(5)
+            await asyncio.get_running_loop().run_in_executor(None, lambda: ApiKey.objects.update(revoked_at=timezone.now()))
+            await until(lambda: not peer_module.peers, 15, "the server to close the connection")
+        finally:
+            await viewer.close()
+    asyncio.run(scenario())
