@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections import deque
 from typing import Callable
 
 import cv2
@@ -56,7 +57,9 @@ logger = logging.getLogger(__name__)
 DISCONNECTED_GRACE_S = 5.0
 # While the avatar is being prepared: the still (or a black picture) this many times a second.
 WAITING_FPS = 5
-WAITING_SIZE = (640, 360)  # the black picture's size, when the tutor has no ready avatar to show
+WAITING_SIZE = (640, 360)
+# Events kept for a data channel not open yet (the newest; a client that opens none loses them).
+UNSENT_EVENTS = 32  # the black picture's size, when the tutor has no ready avatar to show
 
 peers: set["SessionPeer"] = set()  # the open peer connections of this process
 
@@ -69,6 +72,7 @@ class SessionPeer:
         self.feed = PeerFeed(settings.SESSION_AUDIO_RATE, self._from_stage)
         self.incoming = MediaBlackhole()  # media the viewer sends is read and dropped, never kept
         self.channel = None  # the viewer's data channel, when it opened one
+        self.unsent: deque[str] = deque(maxlen=UNSENT_EVENTS)  # events from before it opened
         self.woken = asyncio.Event()
         self.stage_stopped: str | None = None  # "gone" or "failed": the stage's clock stopped
         self.closed = False
@@ -97,7 +101,10 @@ class SessionPeer:
         return pc.localDescription
 
     def _on_datachannel(self, channel) -> None:
+        """The viewer's channel is open (aiortc announces it then): what waited for it goes first."""
         self.channel = channel
+        while self.unsent and channel.readyState == "open":
+            channel.send(self.unsent.popleft())
 
     async def _on_state(self) -> None:
         state = self.pc.connectionState
@@ -118,9 +125,12 @@ class SessionPeer:
 
     # --- the session ---------------------------------------------------------------------------
     def _event(self, event: dict) -> None:
+        message = json.dumps({**event, "session_id": self.session_id})
         channel = self.channel
         if channel is not None and channel.readyState == "open":
-            channel.send(json.dumps({**event, "session_id": self.session_id}))
+            channel.send(message)
+        elif channel is None:  # the channel opens after the media starts: keep the first events for it
+            self.unsent.append(message)
 
     def _from_stage(self, item: tuple) -> None:
         kind, body = item
