@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 
@@ -53,7 +53,9 @@ class WebRTCViewer:
     packets: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: {"audio": [], "video": []})
 
     def __post_init__(self) -> None:
-        self.pc = RTCPeerConnection()
+        # No ICE servers: aiortc's default (iceServers None) is a public STUN server, which would
+        # send requests off this machine; loopback host candidates are all a local server needs.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._readers: list[asyncio.Task] = []
         self._first_pts: dict[str, float] = {}
 
@@ -159,3 +161,17 @@ def idle_thumbnails(idle_lumas: list[np.ndarray]) -> np.ndarray:
 
     return np.stack([cv2.resize(luma, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
                      for luma in idle_lumas])
+
+
+def mouth_change(luma: np.ndarray, idle: list[np.ndarray], thumbnails: np.ndarray, landmarks: np.ndarray) -> float:
+    """How far a received grey picture's mouth is from the prepared idle frame it shows (found by
+    its nearest thumbnail: WebRTC carries no frame numbers): mean grey levels in the box from just
+    above the mouth corners to half a mouth width below them."""
+    index = nearest_idle(luma, thumbnails)
+    points = landmarks[index]
+    if np.isnan(points).any():  # no face found in that frame
+        return float("nan")
+    width = np.linalg.norm(points[4] - points[3])
+    box = (slice(int(points[3][1] - 0.1 * width), int(points[3][1] + 0.5 * width)),
+           slice(int(points[3][0]), int(points[4][0]) + 1))
+    return float(np.abs(luma[box].astype(int) - idle[index][box]).mean())

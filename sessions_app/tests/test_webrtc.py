@@ -19,7 +19,7 @@ from sessions_app.watching import viewers
 from sessions_app.webrtc import peers as peer_module
 from sessions_app.webrtc.addresses import offer_only
 from sessions_app.webrtc.media import PeerFeed
-from testsupport.webrtc_viewer import WebRTCViewer, idle_thumbnails, nearest_idle
+from testsupport.webrtc_viewer import WebRTCViewer, idle_thumbnails, mouth_change
 from tutors.models import Tutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,20 +75,12 @@ def idle_lumas(avatar_id: str) -> list[np.ndarray]:
 
 
 def mouth_changes(viewer: WebRTCViewer, avatar_id: str, since: float) -> list[float]:
-    """For each picture received after `since`: how far its mouth is from the idle frame it shows
-    (mean grey levels in the box below the mouth corners)."""
+    """For each picture received after `since`: how far its mouth is from the idle frame it shows."""
     lumas = idle_lumas(avatar_id)
     thumbnails = idle_thumbnails(lumas)
     landmarks = np.load(django_settings.AVATAR_ROOT / avatar_id / "landmarks.npy")
-    changes = []
-    for arrival in [video for video in viewer.video if video.at >= since and video.luma is not None]:
-        index = nearest_idle(arrival.luma, thumbnails)
-        points = landmarks[index]
-        width = np.linalg.norm(points[4] - points[3])
-        box = (slice(int(points[3][1] - 0.1 * width), int(points[3][1] + 0.5 * width)),
-               slice(int(points[3][0]), int(points[4][0]) + 1))
-        changes.append(float(np.abs(arrival.luma[box].astype(int) - lumas[index][box]).mean()))
-    return changes
+    return [mouth_change(video.luma, lumas, thumbnails, landmarks)
+            for video in viewer.video if video.at >= since and video.luma is not None]
 
 
 def test_an_offer_is_answered_and_the_viewer_receives_the_avatar_speaking(client_with_key, session_id):
@@ -174,10 +166,10 @@ def test_h264_alone_is_offered_and_chosen(client_with_key, session_id):
 
 def offer_sdp(direction: str = "recvonly") -> str:
     """A real browser-like offer made by aiortc (no connection follows)."""
-    from aiortc import RTCPeerConnection
+    from aiortc import RTCConfiguration, RTCPeerConnection
 
     async def make() -> str:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # not aiortc's default public STUN server
         pc.addTransceiver("video", direction=direction)
         await pc.setLocalDescription(await pc.createOffer())
         sdp = pc.localDescription.sdp

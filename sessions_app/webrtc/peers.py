@@ -57,9 +57,10 @@ logger = logging.getLogger(__name__)
 DISCONNECTED_GRACE_S = 5.0
 # While the avatar is being prepared: the still (or a black picture) this many times a second.
 WAITING_FPS = 5
-WAITING_SIZE = (640, 360)
-# Events kept for a data channel not open yet (the newest; a client that opens none loses them).
-UNSENT_EVENTS = 32  # the black picture's size, when the tutor has no ready avatar to show
+WAITING_SIZE = (640, 360)  # the black picture's size, when the tutor has no ready avatar to show
+# Events kept for a data channel not open yet (it opens ~0.1 s after the media starts; a client
+# that opens none never gets them, and only the newest are kept).
+UNSENT_EVENTS = 32
 
 peers: set["SessionPeer"] = set()  # the open peer connections of this process
 
