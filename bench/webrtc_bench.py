@@ -129,13 +129,18 @@ def fps_in(viewer, start: float, end: float) -> float:
     return sum(start <= video.at < end for video in viewer.video) / (end - start)
 
 
+def video_mbit_s(viewer, start: float, end: float) -> float:
+    """The video's payload rate over the RTP packets that arrived in [start, end)."""
+    return sum(size for at, _, size in viewer.packets["video"] if start <= at < end) * 8 / (end - start) / 1e6
+
+
 def lateness_offset_ms(viewer, start: float, end: float) -> tuple[float, dict[str, float], dict[str, int]]:
     """(video lateness - audio lateness in ms, each track's lateness in ms, each track's packets)
     over the RTP packets that arrived in [start, end): lateness = median(arrival - media time),
     on an origin of its own (only differences between windows and tracks mean something)."""
     lateness, counts = {}, {}
     for kind, packets in viewer.packets.items():
-        late = [at - media for at, media in packets if start <= at < end]
+        late = [at - media for at, media, _ in packets if start <= at < end]
         counts[kind] = len(late)
         lateness[kind] = float(np.median(late)) if late else float("nan")
     return (lateness["video"] - lateness["audio"]) * 1000, {k: v * 1000 for k, v in lateness.items()}, counts
@@ -348,7 +353,8 @@ async def run(server, api: Api, tutor_id: int, options) -> list[str]:
                 speaking.check()
                 end = time.monotonic()
                 offset, late, counts = lateness_offset_ms(viewer, window_start, end)
-                windows.append((window_start - start, end - start, offset, late, counts, fps_in(viewer, window_start, end)))
+                windows.append((window_start - start, end - start, offset, late, counts, fps_in(viewer, window_start, end),
+                                video_mbit_s(viewer, window_start, end)))
                 progress(f"   window {len(windows)}: offset {offset:+.1f} ms")
         overall = viewer.offset_ms(since=start)
         utterances = sum(event.get("type") == "utterance.ended" for at, event in viewer.events if at >= start)
@@ -356,10 +362,10 @@ async def run(server, api: Api, tutor_id: int, options) -> list[str]:
         await viewer.close()
     say(f"\n3. A/V offset at the receiver (RTP packet arrival; video lateness - audio lateness, + = video later), "
         f"one viewer, {options.soak_s:g} s, {utterances} utterances ended in it:")
-    for first, last, offset, late, counts, fps in windows:
+    for first, last, offset, late, counts, fps, mbit in windows:
         say(f"   {first:5.0f}-{last:3.0f} s: offset {offset:+6.1f} ms  (lateness vs the first window: audio "
             f"{late['audio'] - windows[0][3]['audio']:+5.1f} ms, video {late['video'] - windows[0][3]['video']:+5.1f} ms; "
-            f"{counts['audio']} audio / {counts['video']} video packets; {fps:.1f} fps decoded)")
+            f"{counts['audio']} audio / {counts['video']} video packets; {fps:.1f} fps decoded; video {mbit:.2f} Mbit/s)")
     offsets = [w[2] for w in windows]
     say(f"   max |offset| {max(abs(o) for o in offsets):.1f} ms; drift (last window - first) "
         f"{offsets[-1] - offsets[0]:+.1f} ms; whole run (viewer.offset_ms) {overall:+.1f} ms   "

@@ -50,7 +50,8 @@ class WebRTCViewer:
     audio: list[AudioArrival] = field(default_factory=list)
     events: list[tuple[float, dict]] = field(default_factory=list)
     answer: dict = field(default_factory=dict)
-    packets: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: {"audio": [], "video": []})
+    # (arrival, media time in s, payload bytes) of every RTP packet, per track
+    packets: dict[str, list[tuple[float, float, int]]] = field(default_factory=lambda: {"audio": [], "video": []})
 
     def __post_init__(self) -> None:
         # No ICE servers: aiortc's default (iceServers None) is a public STUN server, which would
@@ -96,7 +97,7 @@ class WebRTCViewer:
         async def noting(packet, arrival_time_ms):
             if not first:
                 first.append(packet.timestamp)
-            noted.append((time.monotonic(), ((packet.timestamp - first[0]) % (1 << 32)) / clock))
+            noted.append((time.monotonic(), ((packet.timestamp - first[0]) % (1 << 32)) / clock, len(packet.payload)))
             await handle(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = noting
@@ -104,7 +105,7 @@ class WebRTCViewer:
     def offset_ms(self, since: float = 0.0) -> float:
         """How much later video arrives than audio of the same media time (ms; negative: earlier),
         from the RTP packets that arrived after `since` (time.monotonic())."""
-        lateness = {kind: np.median([at - media for at, media in packets if at >= since])
+        lateness = {kind: np.median([at - media for at, media, _ in packets if at >= since])
                     for kind, packets in self.packets.items()}
         return float(lateness["video"] - lateness["audio"]) * 1000
 
