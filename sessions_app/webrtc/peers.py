@@ -258,9 +258,12 @@ class SessionPeer:
         peers.discard(self)
         viewers.leave(self.session_id)
         current = asyncio.current_task()
-        for task in (self.driver, self.listener, self.watchdog):
-            if task is not None and task is not current:
-                task.cancel()
+        tasks = [task for task in (self.driver, self.listener, self.watchdog) if task is not None and task is not current]
+        for task in tasks:
+            task.cancel()
+        # Let them unwind before going on: a channel layer's receive still pending on this loop
+        # would hold the layer (channels_redis lets one event loop receive at a time).
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.feed.stop()
         if self.layer_channel is not None:
             try:
