@@ -23,6 +23,7 @@ from sessions_app.watching import (
     WAIT_LOOK_EVERY_S,
     KeyRevoked,
     Look,
+    canonical_id,
     join_stage,
     look_at,
     viewers,
@@ -50,7 +51,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     viewing = False
 
     async def connect(self) -> None:
-        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        self.session_id = canonical_id(self.scope["url_route"]["kwargs"]["session_id"])
         if not self.scope.get("socket_allowed"):  # common.socket_auth's middleware decided
             await refuse(self, CLOSE_NOT_AUTHENTICATED)
             return

@@ -4,6 +4,7 @@ WebRTC peer connection): how many watch it, what the session shows now, and join
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,6 +55,15 @@ class Viewers:
 
 
 viewers = Viewers()
+
+
+def canonical_id(session_id: str) -> str:
+    """A session id as the database writes it (lower case, with dashes), so that every viewer of a
+    session, however its URL spelled the id, counts against one limit and joins one stage."""
+    try:
+        return str(uuid.UUID(session_id))
+    except ValueError:
+        return session_id  # not a session: refused as unknown
 
 
 class KeyRevoked(Exception):

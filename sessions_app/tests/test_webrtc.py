@@ -289,3 +289,29 @@ def test_revoking_the_key_closes_the_connections_it_opened(client_with_key, sess
         finally:
             await viewer.close()
     asyncio.run(scenario())
+
+
+def test_websocket_and_webrtc_viewers_count_together_however_the_id_is_spelled(client_with_key, api_key, session_id,
+                                                                              settings):
+    """One limit and one stage per session: a stream opened with the id in capitals is the same
+    session's viewer, so a WebRTC offer past SESSION_MAX_VIEWERS is refused."""
+    from channels.testing import WebsocketCommunicator
+
+    from tutorplatform.asgi import application
+
+    settings.SESSION_MAX_VIEWERS = 1
+    body = {"sdp": offer_sdp(), "type": "offer"}
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, f"/ws/sessions/{session_id.upper()}/?api_key={api_key}")
+        try:
+            assert (await communicator.connect())[0]
+            await communicator.receive_output(5)  # the header
+            await until(lambda: bool(stages.of_session(session_id)), 5, "the stage, under the session's own id")
+            response = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: client_with_key.post(f"/v1/sessions/{session_id}/webrtc", body, format="json"))
+            assert_error(response, 429, "too_many_viewers")
+        finally:
+            await communicator.disconnect()
+    asyncio.run(scenario())
+    assert viewers.count(session_id) == 0
