@@ -29,6 +29,9 @@ measured on the client's clock (time.monotonic):
    receives < MIN_FPS over a window (at most MAX_VIEWERS); the largest N where all held it. Then
    the same with one viewer per separate speaking session (each session has its own stage).
 
+6. The codecs' cost: one viewer offering VP8 alone, then H.264 alone, on a new session, silent
+   then speaking: the server's CPU, received fps and the video's bit rate.
+
 Goals: latency median <= 0.6 s; |offset| <= 40 ms and no drift; >= 24 fps per viewer.
 """
 
@@ -88,13 +91,14 @@ def progress(line: str) -> None:
 
 # --- Viewers -----------------------------------------------------------------------------------
 
-async def open_viewer(api: Api, session_id: str, keep_pictures: bool, frames: int = 5):
-    """A connected WebRTC viewer of the session that has received `frames` video frames."""
+async def open_viewer(api: Api, session_id: str, keep_pictures: bool, frames: int = 5, video_codec: str | None = None):
+    """A connected WebRTC viewer of the session that has received `frames` video frames
+    (`video_codec` "VP8" or "H264": offered alone)."""
     from testsupport.webrtc_viewer import WebRTCViewer
 
     viewer = WebRTCViewer(api.url, session_id, api.key, keep_pictures=keep_pictures)
     try:
-        await viewer.start()
+        await viewer.start(video_codec=video_codec)
         await viewer.wait_for_video(frames, timeout=30)
     except BaseException:
         await viewer.close()
@@ -418,6 +422,13 @@ async def run(server, api: Api, tutor_id: int, options) -> list[str]:
             f"client {load.client:.2f}, machine {load.machine:.2f} cores")
     say(f"   largest N with every session's viewer >= {MIN_FPS:g} fps: {held_separate}")
 
+    progress(f"6. one viewer per codec, silent and speaking, {WINDOW_S:g} s windows")
+    by_codec = await codec_costs(api, tutor_id, pid, texts)
+    say(f"\n6. one viewer, each video codec offered alone, {WINDOW_S:g} s silent then {WINDOW_S:g} s speaking:")
+    for codec, silent, speaking, silent_mbit, speaking_mbit in by_codec:
+        say(f"   {codec:4s}: server {silent.server:.2f} cores silent ({min(silent.fps):.1f} fps, {silent_mbit:.2f} Mbit/s), "
+            f"{speaking.server:.2f} speaking ({min(speaking.fps):.1f} fps, {speaking_mbit:.2f} Mbit/s)")
+
     busy = [f"{name} N={load.viewers} ({load.others:.2f} cores)" for name, group in (("one session", loads),
                                                                                    ("separate sessions", separate))
             for load in group if load.others > BUSY_MACHINE_CORES]
@@ -427,6 +438,32 @@ async def run(server, api: Api, tutor_id: int, options) -> list[str]:
     else:
         say(f"\nother processes stayed under {BUSY_MACHINE_CORES:g} cores in every viewer window")
     return report
+
+
+async def codec_costs(api: Api, tutor_id: int, pid: int, texts: list[str]) -> list[tuple]:
+    """Per video codec: one viewer of a new session, silent then speaking; (codec, silent Load,
+    speaking Load, silent Mbit/s, speaking Mbit/s)."""
+    results = []
+    for codec in ("VP8", "H264"):
+        session = open_session(api, tutor_id)["session_id"]
+        viewer = await open_viewer(api, session, keep_pictures=False, video_codec=codec)
+        try:
+            await asyncio.sleep(1.0)
+            start = time.monotonic()
+            silent = await viewer_window(pid, [viewer], WINDOW_S)
+            silent_mbit = video_mbit_s(viewer, start, time.monotonic())
+            async with Speaking(api, session, viewer, texts) as speaking:
+                await asyncio.sleep(1.0)
+                start = time.monotonic()
+                spoken = await viewer_window(pid, [viewer], WINDOW_S)
+                speaking.check()
+                spoken_mbit = video_mbit_s(viewer, start, time.monotonic())
+            assert viewer.answer["codecs"]["video"] == codec, viewer.answer["codecs"]
+            results.append((codec, silent, spoken, silent_mbit, spoken_mbit))
+        finally:
+            await viewer.close()
+            await asyncio.to_thread(api.call, "POST", f"/v1/sessions/{session}/end")
+    return results
 
 
 async def separate_sessions(api: Api, tutor_id: int, pid: int, texts: list[str]) -> tuple[list[Load], int]:
