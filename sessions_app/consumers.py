@@ -19,10 +19,10 @@ from sessions_app.frames import AvatarFrames, frames_version
 from sessions_app.stage import Viewer, media_message, stages
 from sessions_app.watching import (
     CHECK_EVERY_S,
-    TOUCH_EVERY_S,
     WAIT_LOOK_EVERY_S,
     KeyRevoked,
     Look,
+    Touches,
     canonical_id,
     join_stage,
     look_at,
@@ -132,7 +132,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             still = await database_sync_to_async(storage.read_prepared)(look.still_of, "preview.jpg")
             await self.send(bytes_data=media_message(b"V", 0, still))
         loop = asyncio.get_running_loop()
-        next_touch = loop.time() + TOUCH_EVERY_S
+        touches = Touches(loop.time())
         while look.ready is None and look.ended_reason is None:
             if look.waiting != shown:
                 shown = look.waiting
@@ -143,10 +143,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                     await self.woken.wait()
             except TimeoutError:
                 pass
-            touch = loop.time() >= next_touch
-            if touch:
-                next_touch = loop.time() + TOUCH_EVERY_S
-            look = await self._look(touch=touch) or Look(ended_reason="ended")
+            look = await self._look(touch=touches.due(loop.time())) or Look(ended_reason="ended")
         return look
 
     async def _stream(self, frames: AvatarFrames) -> Look:
@@ -160,7 +157,8 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         viewer = Viewer()
         stage = await join_stage(self.session_id, frames, viewer)
         loop = asyncio.get_running_loop()
-        next_check = next_touch = loop.time()
+        next_check = loop.time()
+        touches = Touches(next_check, at_once=True)
         self.woken.clear()
         try:
             while True:
@@ -191,9 +189,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                 if now >= next_check or self.woken.is_set():
                     next_check = now + CHECK_EVERY_S
                     self.woken.clear()
-                    look = await self._look(touch=now >= next_touch)
-                    if now >= next_touch:
-                        next_touch = now + TOUCH_EVERY_S
+                    look = await self._look(touch=touches.due(now))
                     if look is None or look.ready is None or frames_version(look.ready) != frames.version:
                         return look or Look(ended_reason="ended")
         finally:

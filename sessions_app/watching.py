@@ -25,6 +25,20 @@ CHECK_EVERY_S = 5.0
 WAIT_LOOK_EVERY_S = 1.0  # while waiting for the avatar: how often its state is read again
 
 
+class Touches:
+    """When a viewer marks its session active (which keeps it from ending as idle): every
+    TOUCH_EVERY_S; `due(now)` says yes once each time."""
+
+    def __init__(self, now: float, at_once: bool = False) -> None:
+        self._next = now if at_once else now + TOUCH_EVERY_S
+
+    def due(self, now: float) -> bool:
+        if now < self._next:
+            return False
+        self._next = now + TOUCH_EVERY_S
+        return True
+
+
 class Viewers:
     """Viewers per session in this process, WebSocket streams and WebRTC peers together, at most
     SESSION_MAX_VIEWERS each: every viewer costs the server a paced stream of media."""

@@ -40,10 +40,10 @@ from sessions_app.speech.clock import frame_samples, pts_us
 from sessions_app.stage import i420_of, stages
 from sessions_app.watching import (
     CHECK_EVERY_S,
-    TOUCH_EVERY_S,
     WAIT_LOOK_EVERY_S,
     KeyRevoked,
     Look,
+    Touches,
     join_stage,
     look_at,
     viewers,
@@ -201,7 +201,7 @@ class SessionPeer:
         rate = self.feed.rate
         loop = asyncio.get_running_loop()
         start = next_look = loop.time()
-        next_touch = start + TOUCH_EVERY_S
+        touches = Touches(start)
         shown = None
         index = 0
         while look.ready is None and look.ended_reason is None:
@@ -215,10 +215,7 @@ class SessionPeer:
             await self._sleep_unless_woken(max(0.0, start + index / WAITING_FPS - loop.time()))
             if self.woken.is_set() or loop.time() >= next_look:
                 next_look = loop.time() + WAIT_LOOK_EVERY_S
-                touch = loop.time() >= next_touch
-                if touch:
-                    next_touch = loop.time() + TOUCH_EVERY_S
-                look = await self._look(touch=touch) or Look(ended_reason="ended")
+                look = await self._look(touch=touches.due(loop.time())) or Look(ended_reason="ended")
         return look
 
     async def _stream(self, frames: AvatarFrames) -> Look:
@@ -229,7 +226,7 @@ class SessionPeer:
                      "height": frames.height, "frame_count": frames.frame_count, "audio_rate": self.feed.rate})
         stage = await join_stage(self.session_id, frames, self.feed)
         loop = asyncio.get_running_loop()
-        next_touch = loop.time() + TOUCH_EVERY_S
+        touches = Touches(loop.time())
         try:
             while True:
                 self.woken.clear()
@@ -237,10 +234,7 @@ class SessionPeer:
                 if self.feed.too_slow:
                     logger.info("WebRTC viewer of session %s closed: it fell behind", self.session_id)
                     return Look(closed=True)
-                touch = loop.time() >= next_touch
-                if touch:
-                    next_touch = loop.time() + TOUCH_EVERY_S
-                look = await self._look(touch=touch)
+                look = await self._look(touch=touches.due(loop.time()))
                 if look is None or look.ready is None or frames_version(look.ready) != frames.version:
                     return look or Look(ended_reason="ended")
                 if self.stage_stopped == "failed":
