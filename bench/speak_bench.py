@@ -735,12 +735,15 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
     return report
 
 
-def main() -> None:
+def bench_main(title: str, measure, prefix: str, extra_env: dict[str, str] | None = None) -> None:
+    """What a speaking-session bench does around its measures: a 10 s 720p clip, a real server in a
+    data folder of its own, the clip prepared through the API; then `await measure(server, api,
+    tutor_id)` (its report lines), printed under `title`. The data folder is kept when it fails."""
     from testsupport.live_server import start_live_server
     from testsupport.videos import drifting, write_face_video
 
     began = time.monotonic()
-    data_dir = Path(tempfile.mkdtemp(prefix="speak-bench-"))
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     # The server's own settings in this process too (its data folder, so AVATAR_ROOT is where the
     # server writes): the bench reads the prepared avatar and the stage's constants from them.
     os.environ.update({"DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "tutorplatform.settings"})
@@ -750,23 +753,27 @@ def main() -> None:
     print("writing a 10 s 720p clip, starting a server, preparing an avatar from the clip ...", flush=True)
     clip = data_dir / "tutor.mp4"
     write_face_video(clip, width=1280, height=720, seconds=10, motion=drifting(1280, 720))
-    server = start_live_server(data_dir)
+    server = start_live_server(data_dir, extra_env=extra_env)
     try:
         api = Api(server.url, server.api_key())
         server.upload_ready_avatar(api.key, clip, "bench")
         print(f"server up and avatar prepared in {time.monotonic() - began:.0f} s (data: {data_dir})", flush=True)
-        report = asyncio.run(run(server, api, server.create_tutor(api.key, "Bench")))
-    except Exception:
+        report = asyncio.run(measure(server, api, server.create_tutor(api.key, "Bench")))
+    except BaseException:
         print(f"\nthe benchmark failed; the server's log is {data_dir / 'server.log'}", file=sys.stderr)
         raise
     finally:
         server.stop()
     shutil.rmtree(data_dir, ignore_errors=True)  # kept only when the run failed, for its server log
-    print("\n=== speak benchmark report ===")
+    print(f"\n=== {title} ===")
     print(f"machine: {machine()}")
     for line in report:
         print(line)
     print(f"total time: {time.monotonic() - began:.0f} s")
+
+
+def main() -> None:
+    bench_main("speak benchmark report", run, "speak-bench-")
 
 
 if __name__ == "__main__":

@@ -41,10 +41,8 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +57,7 @@ from bench.speak_bench import (  # noqa: E402
     SENTENCES,
     Api,
     CpuWindow,
-    machine,
+    bench_main,
     machine_cpu_seconds,
     ms,
     open_session,
@@ -488,9 +486,6 @@ async def separate_sessions(api: Api, tutor_id: int, pid: int, texts: list[str])
 
 
 def main() -> None:
-    from testsupport.live_server import start_live_server
-    from testsupport.videos import drifting, write_face_video
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help=f"a fast check: {QUICK_LATENCY_REPEATS} utterances, soak {QUICK_SOAK_S:g} s")
@@ -499,32 +494,11 @@ def main() -> None:
     if options.soak_s is None:
         options.soak_s = QUICK_SOAK_S if options.quick else SOAK_S
 
-    began = time.monotonic()
-    data_dir = Path(tempfile.mkdtemp(prefix="webrtc-bench-"))
-    os.environ.update({"DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "tutorplatform.settings"})
-    import django
+    async def measure(server, api: Api, tutor_id: int) -> list[str]:
+        return await run(server, api, tutor_id, options)
 
-    django.setup()
-    print("writing a 10 s 720p clip, starting a server, preparing an avatar from the clip ...", flush=True)
-    clip = data_dir / "tutor.mp4"
-    write_face_video(clip, width=1280, height=720, seconds=10, motion=drifting(1280, 720))
-    server = start_live_server(data_dir, extra_env=SERVER_ENV)
-    try:
-        api = Api(server.url, server.api_key())
-        server.upload_ready_avatar(api.key, clip, "bench")
-        print(f"server up and avatar prepared in {time.monotonic() - began:.0f} s", flush=True)
-        report = asyncio.run(run(server, api, server.create_tutor(api.key, "Bench"), options))
-    except BaseException:
-        print(f"\nthe benchmark failed; the server's log is {data_dir / 'server.log'}", file=sys.stderr)
-        raise
-    finally:
-        server.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)  # kept only when the run failed, for its server log
-    print(f"\n=== WebRTC benchmark report{' (--quick)' if options.quick else ''} ===")
-    print(f"machine: {machine()}")
-    for line in report:
-        print(line)
-    print(f"total time: {time.monotonic() - began:.0f} s")
+    bench_main(f"WebRTC benchmark report{' (--quick)' if options.quick else ''}", measure, "webrtc-bench-",
+               extra_env=SERVER_ENV)
 
 
 if __name__ == "__main__":
