@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need and run every test. CI runs exactly this (.ci/run).
 #   1. the whole suite on the embedded defaults (SQLite, in-memory channel layer, local files),
-#      with Debian's Chromium installed for the browser tests if it is missing;
+#      with Debian's Chromium (browser tests) and coturn (the WebRTC relay test) installed if missing;
 #   2. the API, WebSocket and session tests again against a real PostgreSQL and a real Redis,
 #      installed from Debian and started on loopback here, plus the Celery tests (an API server
 #      and separate worker processes); skipped, and said so, if those cannot be had here.
@@ -16,6 +16,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } \
     || echo "WARNING: chromium could not be installed; the browser tests will be reported as skipped." >&2
+fi
+# coturn: the TURN server the WebRTC relay test starts on loopback (the package's own daemon stays off).
+if ! command -v turnserver >/dev/null 2>&1; then
+  echo "Installing Debian's coturn for the WebRTC relay test ..."
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq coturn >/dev/null; } \
+    || echo "WARNING: coturn could not be installed; the WebRTC relay test will be reported as skipped." >&2
 fi
 
 python -m pytest "$@"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.mediastreams import MediaStreamError
 
 
@@ -46,6 +47,8 @@ class WebRTCViewer:
     session_id: str
     api_key: str
     keep_pictures: bool = True
+    ice_servers: list | None = None  # RTCIceServer list (default: none)
+    relay_only: bool = False  # candidates through the TURN server alone
     video: list[VideoArrival] = field(default_factory=list)
     audio: list[AudioArrival] = field(default_factory=list)
     events: list[tuple[float, dict]] = field(default_factory=list)
@@ -54,9 +57,11 @@ class WebRTCViewer:
     packets: dict[str, list[tuple[float, float, int]]] = field(default_factory=lambda: {"audio": [], "video": []})
 
     def __post_init__(self) -> None:
-        # No ICE servers: aiortc's default (iceServers None) is a public STUN server, which would
-        # send requests off this machine; loopback host candidates are all a local server needs.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # No ICE servers unless given: aiortc's default (iceServers None) is a public STUN server,
+        # which would send requests off this machine; loopback host candidates are all a local
+        # server needs.
+        policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers or [], iceTransportPolicy=policy))
         self._readers: list[asyncio.Task] = []
         self._first_pts: dict[str, float] = {}
 

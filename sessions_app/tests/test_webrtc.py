@@ -315,3 +315,49 @@ def test_websocket_and_webrtc_viewers_count_together_however_the_id_is_spelled(c
             await communicator.disconnect()
     asyncio.run(scenario())
     assert viewers.count(session_id) == 0
+
+
+@pytest.fixture
+def turn_server(tmp_path):
+    """coturn on loopback with one long-term credential (scripts/test.sh installs Debian's coturn)."""
+    import shutil
+    import subprocess
+
+    from testsupport.live_server import free_port
+
+    if shutil.which("turnserver") is None:
+        pytest.skip("coturn is not installed (scripts/test.sh installs Debian's coturn; it could not here)")
+    port = free_port()
+    process = subprocess.Popen(
+        ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+         "--lt-cred-mech", "--user=tutor:turn-secret", "--realm=tutors.test", "--no-tls", "--no-dtls", "--no-cli",
+         "--allow-loopback-peers", "--min-port=49160", "--max-port=49260", f"--pidfile={tmp_path / 'turn.pid'}",
+         f"--log-file={tmp_path / 'turn.log'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    assert process.poll() is None, "turnserver did not start"
+    yield {"urls": f"turn:127.0.0.1:{port}", "username": "tutor", "credential": "turn-secret"}
+    process.terminate()
+    process.wait(10)
+
+
+def test_ice_servers_from_the_setting_let_a_viewer_that_only_relays_watch(client_with_key, session_id, settings,
+                                                                         turn_server):
+    """SESSION_WEBRTC_ICE_SERVERS reaches the server's peer connections (its answer offers a
+    candidate relayed by the TURN server, with the setting's credentials), and a viewer that may
+    only use relayed candidates (as behind a strict NAT) gets the media through the TURN server."""
+    from aiortc import RTCIceServer
+
+    settings.SESSION_WEBRTC_ICE_SERVERS = [turn_server]
+
+    async def scenario():
+        viewer = WebRTCViewer("", session_id, "", ice_servers=[RTCIceServer(**turn_server)], relay_only=True)
+        try:
+            answer = await viewer.start(post=poster(client_with_key, session_id))
+            assert " typ relay " in answer["sdp"]
+            assert " typ host " not in viewer.pc.localDescription.sdp  # the viewer offered relayed candidates alone
+            await viewer.wait_for_video(10)
+            await until(lambda: len(viewer.audio) >= 10, 5, "audio through the relay")
+        finally:
+            await viewer.close()
+    asyncio.run(scenario())
