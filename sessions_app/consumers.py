@@ -92,12 +92,10 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         self.woken.set()  # the avatar became ready, or the tutor switched: look now
 
     async def session_speak(self, event) -> None:
-        for stage in stages.of_session(self.session_id):
-            stage.speak()
+        stages.speak(self.session_id)
 
     async def session_interrupt(self, event) -> None:
-        for stage in stages.of_session(self.session_id):
-            stage.interrupt(int(event["up_to"]))
+        stages.interrupt(self.session_id, int(event["up_to"]))
 
     async def _end(self, reason: str) -> None:
         await self.send(text_data=json.dumps({"type": "ended", "session_id": self.session_id, "reason": reason}))

@@ -285,5 +285,15 @@ class Stages:
     def of_session(self, session_id: str) -> list[Stage]:
         return [stage for (sid, _), stage in self._stages.items() if sid == session_id]
 
+    def speak(self, session_id: str) -> None:
+        """A speak was queued: the session's stages look for it at their next tick."""
+        for stage in self.of_session(session_id):
+            stage.speak()
+
+    def interrupt(self, session_id: str, up_to: int) -> None:
+        """Cut what the session's stages play, up to utterance `up_to`."""
+        for stage in self.of_session(session_id):
+            stage.interrupt(up_to)
+
 
 stages = Stages()

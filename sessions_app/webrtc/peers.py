@@ -180,11 +180,9 @@ class SessionPeer:
             if kind == "session.avatar_changed":
                 self.woken.set()
             elif kind == "session.speak":
-                for stage in stages.of_session(self.session_id):
-                    stage.speak()
+                stages.speak(self.session_id)
             elif kind == "session.interrupt":
-                for stage in stages.of_session(self.session_id):
-                    stage.interrupt(int(message["up_to"]))
+                stages.interrupt(self.session_id, int(message["up_to"]))
 
     async def _sleep_unless_woken(self, seconds: float) -> None:
         try:
