@@ -4,6 +4,7 @@ answers and sends the session's video and audio over a real peer connection on l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import cv2
@@ -54,6 +55,17 @@ def poster(client, session_id: str):
     return post
 
 
+@contextlib.asynccontextmanager
+async def webrtc_viewer(client, session_id: str, video_codec: str | None = None, **options):
+    """A viewer whose offer was answered (its answer in `viewer.answer`), closed however the test ends."""
+    viewer = WebRTCViewer("", session_id, "", **options)
+    try:
+        await viewer.start(post=poster(client, session_id), video_codec=video_codec)
+        yield viewer
+    finally:
+        await viewer.close()
+
+
 async def until(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -87,9 +99,8 @@ def test_an_offer_is_answered_and_the_viewer_receives_the_avatar_speaking(client
     """VP8 and Opus chosen; video at the avatar's size and rate, audio always; a speak is heard
     (loud audio) and seen (the mouth moves away from the idle frame), with its events on the data channel."""
     async def scenario():
-        viewer = WebRTCViewer("", session_id, "")
-        try:
-            answer = await viewer.start(post=poster(client_with_key, session_id))
+        async with webrtc_viewer(client_with_key, session_id) as viewer:
+            answer = viewer.answer
             assert answer["type"] == "answer" and "a=fingerprint" in answer["sdp"]
             assert answer["codecs"] == {"video": "VP8", "audio": "opus"}
             await viewer.wait_for_video(25)
@@ -118,8 +129,6 @@ def test_an_offer_is_answered_and_the_viewer_receives_the_avatar_speaking(client
             assert abs(viewer.offset_ms()) <= 40
             started = [event for _, event in viewer.events if event["type"] == "utterance.started"]
             assert len(started) == 1 and started[0]["duration_s"] > 1
-        finally:
-            await viewer.close()
     asyncio.run(scenario())
 
 
@@ -138,29 +147,22 @@ def test_the_viewer_leaving_closes_its_peer_connection_and_the_stage(client_with
 
 def test_ending_the_session_tells_the_viewer_and_closes_its_connection(client_with_key, session_id):
     async def scenario():
-        viewer = WebRTCViewer("", session_id, "")
-        try:
-            await viewer.start(post=poster(client_with_key, session_id))
+        async with webrtc_viewer(client_with_key, session_id) as viewer:
             await viewer.wait_for_video(5)
             await asyncio.get_running_loop().run_in_executor(None, services.end_session, session_id)
             await until(lambda: any(event["type"] == "ended" for _, event in viewer.events), 10, "the ended event")
             await until(lambda: not peer_module.peers, 10, "the server to close the peer connection")
             await until(lambda: viewer.pc.connectionState in ("closed", "failed"), 10, "the viewer to see it closed")
-        finally:
-            await viewer.close()
     asyncio.run(scenario())
 
 
 def test_h264_alone_is_offered_and_chosen(client_with_key, session_id):
     async def scenario():
-        viewer = WebRTCViewer("", session_id, "")
-        try:
-            answer = await viewer.start(post=poster(client_with_key, session_id), video_codec="H264")
+        async with webrtc_viewer(client_with_key, session_id, video_codec="H264") as viewer:
+            answer = viewer.answer
             assert answer["codecs"]["video"] == "H264"
             await viewer.wait_for_video(10)
             assert viewer.video[-1].luma.shape == (360, 640)
-        finally:
-            await viewer.close()
     asyncio.run(scenario())
 
 
@@ -253,9 +255,7 @@ def test_a_waiting_session_sends_black_and_silence_then_the_avatar_on_the_same_t
     session_id = str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
 
     async def scenario():
-        viewer = WebRTCViewer("", session_id, "")
-        try:
-            await viewer.start(post=poster(client_with_key, session_id))
+        async with webrtc_viewer(client_with_key, session_id) as viewer:
             await viewer.wait_for_video(3)
             await until(lambda: any(event["type"] == "waiting" for _, event in viewer.events), 5, "a waiting event")
             assert all(video.luma.max() < 40 for video in viewer.video)  # black (give or take the codec)
@@ -269,8 +269,6 @@ def test_a_waiting_session_sends_black_and_silence_then_the_avatar_on_the_same_t
             assert times == sorted(times)  # one timeline, never back to 0
             gaps = np.diff([audio.media_s for audio in viewer.audio])
             assert np.allclose(gaps, 0.02, atol=0.001)  # audio without a hole across the switch
-        finally:
-            await viewer.close()
     asyncio.run(scenario())
 
 
@@ -280,14 +278,10 @@ def test_revoking_the_key_closes_the_connections_it_opened(client_with_key, sess
     from avatars.models import ApiKey
 
     async def scenario():
-        viewer = WebRTCViewer("", session_id, "")
-        try:
-            await viewer.start(post=poster(client_with_key, session_id))
+        async with webrtc_viewer(client_with_key, session_id) as viewer:
             await viewer.wait_for_video(5)
             await asyncio.get_running_loop().run_in_executor(None, lambda: ApiKey.objects.update(revoked_at=timezone.now()))
             await until(lambda: not peer_module.peers, 15, "the server to close the connection")
-        finally:
-            await viewer.close()
     asyncio.run(scenario())
 
 
@@ -351,13 +345,10 @@ def test_ice_servers_from_the_setting_let_a_viewer_that_only_relays_watch(client
     settings.SESSION_WEBRTC_ICE_SERVERS = [turn_server]
 
     async def scenario():
-        viewer = WebRTCViewer("", session_id, "", ice_servers=[RTCIceServer(**turn_server)], relay_only=True)
-        try:
-            answer = await viewer.start(post=poster(client_with_key, session_id))
+        async with webrtc_viewer(client_with_key, session_id, ice_servers=[RTCIceServer(**turn_server)], relay_only=True) as viewer:
+            answer = viewer.answer
             assert " typ relay " in answer["sdp"]
             assert " typ host " not in viewer.pc.localDescription.sdp  # the viewer offered relayed candidates alone
             await viewer.wait_for_video(10)
             await until(lambda: len(viewer.audio) >= 10, 5, "audio through the relay")
-        finally:
-            await viewer.close()
     asyncio.run(scenario())
