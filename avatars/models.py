@@ -43,6 +43,9 @@ class Avatar(models.Model):
     error_message = models.TextField(null=True, blank=True)
     video = models.JSONField(null=True, blank=True)
     faces = models.JSONField(null=True, blank=True)
+    # The mouth shapes the video holds and which renderer speaks with them (pipeline/mouth_bank.py);
+    # null until ready, and for avatars prepared before lip shapes were measured.
+    mouth_coverage = models.JSONField(null=True, blank=True)
     # Bytes of the prepared files, once ready (frames, crops, coordinates, preview).
     size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     # Counts preparation runs; progress writes name their run so a stale worker cannot overwrite a newer one.

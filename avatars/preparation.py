@@ -189,6 +189,7 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
             frames_done=result.frame_count, frames_total=result.frame_count,
             video=result.video.as_dict(),
             faces={"detected_ratio": round(result.face_ratio, 4), "crop_size": result.crop_size},
+            mouth_coverage=result.mouth_coverage or None,
             size_bytes=size_bytes,
             ready_at=timezone.now(), updated_at=timezone.now(),
         )

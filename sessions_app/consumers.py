@@ -26,6 +26,7 @@ from sessions_app.watching import (
     canonical_id,
     join_stage,
     look_at,
+    renderer_description,
     viewers,
 )
 
@@ -147,13 +148,15 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
     async def _stream(self, frames: AvatarFrames) -> Look:
         """Send the session's media until it ends or shows another avatar; what was then seen."""
         rate = settings.SESSION_AUDIO_RATE
+        viewer = Viewer()
+        # Joined first, so the header can say what draws the mouth (the stage's media waits in the
+        # viewer's queue until the header is sent).
+        stage = await join_stage(self.session_id, frames, viewer)
         await self.send(text_data=json.dumps({
             "type": "session", "session_id": self.session_id, "avatar_id": frames.avatar_id,
             "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
-            "audio_rate": rate,
+            "audio_rate": rate, "renderer": renderer_description(stage.renderer),
         }))
-        viewer = Viewer()
-        stage = await join_stage(self.session_id, frames, viewer)
         loop = asyncio.get_running_loop()
         next_check = loop.time()
         touches = Touches(next_check, at_once=True)

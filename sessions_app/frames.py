@@ -21,6 +21,7 @@ import numpy as np
 
 from avatars import storage
 from avatars.models import Avatar
+from avatars.pipeline import lips
 from sessions_app.speech.renderer import AvatarMaterial
 
 PNG_TO_JPEG_QUALITY = 90
@@ -135,5 +136,15 @@ def avatar_material(frames: AvatarFrames) -> AvatarMaterial:
         data = storage.read_prepared(frames.avatar_id, f"face_imgs/{Path(frames.names[index]).stem}.png")
         return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
+    def read_mouth(index: int) -> np.ndarray:
+        data = storage.read_prepared(frames.avatar_id, f"mouth_imgs/{Path(frames.names[index]).stem}.jpg")
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+    bank = {}
+    if manifest.get("lips") and storage.prepared_exists(frames.avatar_id, lips.FEATURES_FILE):
+        bank = {name: np.load(io.BytesIO(storage.read_prepared(frames.avatar_id, file)))
+                for name, file in (("lip_points", lips.POINTS_FILE), ("lip_features", lips.FEATURES_FILE),
+                                   ("mouth_boxes", lips.BOXES_FILE))}
+        bank["read_mouth"] = read_mouth
     return AvatarMaterial(frames.frame_count, frames.width, frames.height, frames.fps,
-                          [tuple(box) for box in manifest.get("coords", [])], landmarks, read_crop)
+                          [tuple(box) for box in manifest.get("coords", [])], landmarks, read_crop, **bank)

@@ -62,6 +62,7 @@ class Utterance(models.Model):
     sample_count = models.PositiveIntegerField()
     pcm = models.BinaryField(default=b"")  # mono int16 little-endian at `rate`
     mouth = models.BinaryField(default=b"")  # float32 openness per speech.mouth.TRACK_STEP_S
+    mouth_shape = models.BinaryField(default=b"")  # float32 (spread, teeth) pairs, same steps
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

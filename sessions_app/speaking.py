@@ -72,8 +72,12 @@ def speak_text(session_id, text: str, interrupt: bool = False) -> Utterance:
         raise InvalidRequest("text: The text has nothing the voice can say.")
     rate = settings.SESSION_AUDIO_RATE
     samples = resample(speech.samples, speech.rate, rate)
-    track = mouth.from_speech(speech.phonemes, samples, rate) if speech.phonemes else mouth.from_audio(samples, rate)
-    return _queue(session, samples, track, "text", text, interrupt)
+    if speech.phonemes:
+        track = mouth.from_speech(speech.phonemes, samples, rate)
+        shape = mouth.shape_from_phonemes(speech.phonemes, len(samples) / rate)
+    else:
+        track, shape = mouth.from_audio(samples, rate), mouth.shape_from_audio(samples, rate)
+    return _queue(session, samples, track, shape, "text", text, interrupt)
 
 
 def speak_audio(session_id, body: bytes, interrupt: bool = False) -> Utterance:
@@ -87,7 +91,8 @@ def speak_audio(session_id, body: bytes, interrupt: bool = False) -> Utterance:
     _refuse_if_full(session, interrupt)
     rate = settings.SESSION_AUDIO_RATE
     samples = resample(samples, source_rate, rate)
-    return _queue(session, samples, mouth.from_audio(samples, rate), "audio", "", interrupt)
+    return _queue(session, samples, mouth.from_audio(samples, rate), mouth.shape_from_audio(samples, rate),
+                  "audio", "", interrupt)
 
 
 def interrupt(session_id) -> TutoringSession:
@@ -125,8 +130,8 @@ def _queue_full() -> QueueFull:
                      {"max_queued": limit})
 
 
-def _queue(session: TutoringSession, samples: np.ndarray, track: np.ndarray, source: str, text: str,
-           interrupt: bool) -> Utterance:
+def _queue(session: TutoringSession, samples: np.ndarray, track: np.ndarray, shape: np.ndarray, source: str,
+           text: str, interrupt: bool) -> Utterance:
     if interrupt:
         _interrupt(session)
     with transaction.atomic():
@@ -141,7 +146,7 @@ def _queue(session: TutoringSession, samples: np.ndarray, track: np.ndarray, sou
         utterance = Utterance.objects.create(
             session=session, text=text, source=source, rate=settings.SESSION_AUDIO_RATE,
             sample_count=len(samples), pcm=samples.astype("<i2").tobytes(),
-            mouth=track.astype("<f4").tobytes())
+            mouth=track.astype("<f4").tobytes(), mouth_shape=shape.astype("<f4").tobytes())
     send_to_group(group_name(session.session_id), {"type": "session.speak"})
     logger.info("session %s: utterance %s queued (%s, %.2f s)", session.session_id, utterance.utterance_id,
                 source, utterance.duration_s)

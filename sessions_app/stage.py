@@ -35,8 +35,8 @@ from sessions_app import speaking
 from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
 from sessions_app.speech.audio import resample
 from sessions_app.speech.clock import frame_samples, pts_us
-from sessions_app.speech.mouth import openness_at
-from sessions_app.speech.renderer import MIN_OPENNESS, FrameRenderer, FrameSpeech
+from sessions_app.speech.mouth import openness_at, shape_at
+from sessions_app.speech.renderer import MIN_OPENNESS, FrameRenderer, FrameSpeech, silence
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class Playing:
     utterance_id: str
     samples: np.ndarray
     mouth: np.ndarray
+    shape: np.ndarray  # (steps, 2) spread, teeth; (0, 2) when the utterance has none
     rate: int
     position: int = 0  # samples already played
 
@@ -164,6 +165,10 @@ class Stage:
                 jpeg = await jpeg_frame(self.frames, shown)
                 i420 = None
                 mouth_moves = speech is not None and speech.openness >= MIN_OPENNESS
+                if self.renderer is not None and getattr(self.renderer, "renders_silence", False):
+                    # The recorded video talks: every frame shows the rendered mouth (at rest in silence).
+                    speech = speech or silence(end - first, self.rate)
+                    mouth_moves = True
                 want_i420 = any(viewer.wants_i420 for viewer in self.viewers)
                 if mouth_moves or want_i420:
                     want_jpeg = any(viewer.wants_jpeg for viewer in self.viewers)
@@ -211,8 +216,10 @@ class Stage:
         start_s = playing.position / playing.rate
         playing.position += count
         audio = part if len(part) == count else np.concatenate([part, np.zeros(count - len(part), np.int16)])
-        openness = openness_at(playing.mouth, start_s, start_s + count / playing.rate)
-        return audio, FrameSpeech(openness, audio, playing.rate), len(part)
+        end_s = start_s + count / playing.rate
+        openness = openness_at(playing.mouth, start_s, end_s)
+        spread, teeth = shape_at(playing.shape, start_s, end_s)
+        return audio, FrameSpeech(openness, audio, playing.rate, spread, teeth), len(part)
 
     async def _claim(self, pts: int) -> None:
         utterance = await _in_thread(speaking.claim_next)(self.session_id)
@@ -220,9 +227,10 @@ class Stage:
             return
         samples = np.frombuffer(bytes(utterance.pcm), dtype="<i2")
         track = np.frombuffer(bytes(utterance.mouth), dtype="<f4")
+        shape = np.frombuffer(bytes(utterance.mouth_shape), dtype="<f4").reshape(-1, 2)
         if utterance.rate != self.rate:  # made under another SESSION_AUDIO_RATE
             samples = resample(samples, utterance.rate, self.rate)
-        self.playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, self.rate)
+        self.playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, shape, self.rate)
         self._send(("event", {"type": "utterance.started", "utterance_id": str(utterance.utterance_id),
                               "pts_us": pts, "duration_s": round(len(samples) / self.rate, 3)}))
 

@@ -124,6 +124,12 @@ def _still_of(tutor_id: int, waiting_for: str) -> str | None:
     return ready.order_by("-ready_at").values_list("avatar_id", flat=True).first()
 
 
+def renderer_description(renderer) -> dict:
+    """What draws the session's mouth, for its header: the renderer's name, whether it is the
+    fallback and why, and whether the mouth rests during silence."""
+    return dict(getattr(renderer, "description", None) or {"name": type(renderer).__name__, "fallback": False})
+
+
 def make_renderer(frames: AvatarFrames):
     """The SESSION_RENDERER for the avatar (reads its prepared material: blocking)."""
     return load_renderer(settings.SESSION_RENDERER, avatar_material(frames))

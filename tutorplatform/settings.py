@@ -417,7 +417,9 @@ SESSION_VOICE = env_str("SESSION_VOICE", "sessions_app.speech.voices.JoePiperVoi
 # For SESSION_VOICE=sessions_app.speech.voices.PiperVoiceFile: the Piper voice's .onnx file.
 SESSION_VOICE_MODEL = env_str("SESSION_VOICE_MODEL", "")
 # What draws a speaking frame: a dotted path to a FrameRenderer class (sessions_app/speech/renderer.py).
-SESSION_RENDERER = env_str("SESSION_RENDERER", "sessions_app.speech.renderer.MouthAnimator")
+# The default speaks with the tutor's own recorded mouth (speech/mouth_samples.py) and falls back to
+# the animator (speech/renderer.py MouthAnimator) for avatars without usable lip shapes.
+SESSION_RENDERER = env_str("SESSION_RENDERER", "sessions_app.speech.mouth_samples.MouthSampleRenderer")
 # The stream's audio: mono 16-bit PCM at this rate (Hz).
 SESSION_AUDIO_RATE = env_int("SESSION_AUDIO_RATE", 24000)
 # Longest text one speak request may carry (characters), and longest audio body (seconds).

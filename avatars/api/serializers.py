@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from avatars import storage
+from avatars.pipeline import mouth_bank
 from avatars.models import Avatar, AvatarState
 from avatars.services import AVATAR_ID_PATTERN, MAX_WAIT_S
 from common.api_input import MAX_DB_INT, MAX_OFFSET
@@ -95,6 +96,7 @@ class AvatarSerializer(serializers.Serializer):
     error = serializers.DictField(allow_null=True)
     video = serializers.SerializerMethodField()
     faces = serializers.DictField(allow_null=True)
+    mouth_coverage = serializers.SerializerMethodField()
     size_bytes = serializers.IntegerField(allow_null=True)
     preview_url = serializers.SerializerMethodField()
     events_url = serializers.SerializerMethodField()
@@ -115,6 +117,14 @@ class AvatarSerializer(serializers.Serializer):
         if not avatar.video:
             return None
         return {key: avatar.video.get(key) for key in VideoFactsSerializer().fields}
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_mouth_coverage(self, avatar: Avatar) -> dict | None:
+        """What the video shows of the tutor's mouth; for a ready avatar prepared before lip shapes
+        were measured, the 'unmeasured' verdict (it speaks with the animator until prepared again)."""
+        if avatar.mouth_coverage:
+            return avatar.mouth_coverage
+        return mouth_bank.coverage(None) if avatar.state == AvatarState.READY else None
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_preview_url(self, avatar: Avatar) -> str:

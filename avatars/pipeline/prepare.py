@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatars.pipeline import blur, verdicts
+from avatars.pipeline import blur, lips, mouth_bank, verdicts
 from avatars.pipeline.detect import FaceBox, FaceDetector, YuNetFaceDetector, make_detector
 from avatars.pipeline.errors import PipelineCancelled, PipelineError
 from avatars.pipeline.head import GEOMETRIES
@@ -46,7 +46,9 @@ from avatars.pipeline.video import (
 )
 from avatars.pipeline.writer import BlurFunction, FrameWriteError, FrameWriterPool, write_image
 
-MANIFEST_VERSION = 2  # 2: the crop holds the whole head; landmarks.npy
+# 2: the crop holds the whole head; landmarks.npy. 3: lip shapes (lips.npy, lip_features.npy,
+# mouth_boxes.npy, mouth_imgs/) and the mouth coverage.
+MANIFEST_VERSION = 3
 
 # Share of the overall progress (percent) each stage starts and ends at.
 _STAGE_SPAN = {"probe": (0.0, 1.0), "frames": (1.0, 98.0), "finalize": (98.0, 100.0)}
@@ -90,6 +92,10 @@ class PrepareOptions:
     limits: VideoLimits = field(default_factory=VideoLimits)
     # Bytes the frames and crops may take on disk; past it the run fails with output_too_large.
     max_output_bytes: int | None = None
+    # Measure the lips of every frame and keep its lower face (the renderer's mouth bank): about
+    # 2 ms of one core a frame (face mesh) plus a small JPEG. Without the model the run goes on
+    # without them, and the coverage says so.
+    lip_shapes: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class PreparedAvatar:
     face_ratio: float
     detector: str
     timings_s: dict[str, float]
+    mouth_coverage: dict = field(default_factory=dict)
 
 
 def prepare(
@@ -182,7 +189,7 @@ class _Run:
 
         started = time.perf_counter()
         clock = DecodeClock()
-        tracker, coords, landmarks, counts = self._frames(info, clock)
+        tracker, coords, landmarks, counts, lip_shapes = self._frames(info, clock)
         self.timings["frames"] = time.perf_counter() - started
         fps = playback_fps(info.fps, info.frame_count, len(coords), clock.last_ms)
         check_decoded_duration(len(coords), fps, self.options.limits)  # the duration its clock gives
@@ -203,6 +210,7 @@ class _Run:
             np.save(self.out_dir / "landmarks.npy", landmarks)
         self._write_preview(len(coords))
         frame_count = len(coords)
+        lip_facts, coverage = self._write_lips(lip_shapes, frame_count)
         video = VideoInfo(info.width, info.height, fps, frame_count, round(frame_count / fps, 3),
                           info.container, info.codec)
         face_ratio = float(has_face.mean())
@@ -218,6 +226,8 @@ class _Run:
             "detector": self.detector.name,
             "detect_every": self.options.detect_every,
             "landmarks": LANDMARK_NAMES if has_landmarks else None,
+            "lips": lip_facts,
+            "mouth_coverage": coverage,
             "faces": {
                 "detected_ratio": round(face_ratio, 4),
                 "detection_attempts": counts.attempts,
@@ -232,12 +242,21 @@ class _Run:
         (self.out_dir / "avatar.json").write_text(json.dumps(manifest, indent=1))
         self.report("finalize", 1, 1)
         return PreparedAvatar(self.out_dir, video, frame_count, fps, self.options.crop_size,
-                              face_ratio, self.detector.name, dict(self.timings))
+                              face_ratio, self.detector.name, dict(self.timings), coverage)
+
+    def _write_lips(self, lip_shapes: dict | None, frame_count: int) -> tuple[dict | None, dict]:
+        """lips.npy, lip_features.npy and mouth_boxes.npy (lips.write_arrays); the manifest's facts
+        about them and the coverage."""
+        if lip_shapes is None:
+            return None, mouth_bank.coverage(None)
+        features = lips.write_arrays(self.out_dir, lip_shapes, frame_count)
+        facts = lips.manifest_facts(len(lip_shapes))
+        return facts, mouth_bank.coverage(features)
 
     # --- the pass over the frames --------------------------------------------------------------
 
     def _frames(self, info: VideoInfo, clock: DecodeClock) -> tuple[FaceTracker, list[tuple[int, int, int, int]],
-                                                                   np.ndarray, verdicts.FaceCounts]:
+                                                                   np.ndarray, verdicts.FaceCounts, dict | None]:
         options = self.options
         max_gap = max(options.detect_every, round(options.bridge_gap_s * info.fps))
         tracker = FaceTracker(info.fps, info.width, info.height, options.detect_every, max_gap,
@@ -259,10 +278,11 @@ class _Run:
         lost = False
         last_report = time.monotonic()
         frame_pool = FramePool()
+        landmarkers = lips.ThreadLandmarkers(lips.model_path()) if options.lip_shapes and lips.available() else None
         writers = FrameWriterPool(
             self.out_dir, crop_size=options.crop_size, frame_format=options.frame_format,
             jpeg_quality=options.jpeg_quality, blur_factory=_blur_factory(options), frame_pool=frame_pool,
-            threads=options.writer_threads, max_bytes=options.max_output_bytes,
+            threads=options.writer_threads, max_bytes=options.max_output_bytes, landmarkers=landmarkers,
         )
 
         def release(through: int) -> None:
@@ -328,7 +348,7 @@ class _Run:
             raise
         self.report("frames", tracker.frames_seen, tracker.frames_seen)
         points = np.array(landmarks, dtype=np.float32).reshape(len(landmarks), LANDMARK_COUNT, 2)
-        return tracker, coords, points, counts
+        return tracker, coords, points, counts, (writers.lip_shapes if landmarkers is not None else None)
 
     def _find_first_face(self, info: VideoInfo, allowance: float | None) -> tuple[int, list[FaceBox]]:
         """Search frame by frame for the first face, before the main pass starts: the frames before

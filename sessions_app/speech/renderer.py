@@ -1,9 +1,15 @@
 """Frame renderers: (the avatar's frame, its index, the speech it covers) -> the frame to show.
 
 The renderer is a setting (SESSION_RENDERER, a dotted path to a class made with one
-`AvatarMaterial`). Built in: `MouthAnimator`, which moves the jaw and opens the lips with the
-mouth openness of the frame, inside a feathered lower-face mask placed by the avatar's facial
-points: every pixel outside the mask is the idle frame's own.
+`AvatarMaterial`). Built in:
+- `MouthSampleRenderer` (speech/mouth_samples.py, the default): the tutor's own recorded mouth,
+  chosen per frame from the avatar's mouth bank and blended into the frame.
+- `MouthAnimator`: moves the jaw and opens the lips with the mouth openness of the frame, inside
+  a feathered lower-face mask placed by the avatar's facial points (every pixel outside the mask
+  is the idle frame's own). The fallback for avatars whose video holds no usable mouth shapes.
+
+A renderer may say `renders_silence = True`: the stage then draws silent frames through it too
+(with `FrameSpeech.openness` 0), so a mouth can rest while the recorded video talks.
 
 A neural lip-sync model (Wav2Lip-class: a face crop and the frame's audio window in, a new lower
 face out) plugs in as another class with the same `render`; it gets the prepared face crops
@@ -26,6 +32,13 @@ class FrameSpeech:
     openness: float  # 0 (closed, as the idle frame) .. 1 (widest)
     audio: np.ndarray  # the int16 samples this frame covers, at `rate`
     rate: int
+    spread: float = 0.0  # -1 rounded (o, u, w) .. 0 neutral .. +1 spread (i, e)
+    teeth: float = 0.0  # 0..1 teeth showing; with the lips nearly closed, on the lower lip (f, v)
+
+
+def silence(count: int, rate: int) -> FrameSpeech:
+    """What a silent frame says (for renderers that draw silence: the mouth at rest)."""
+    return FrameSpeech(0.0, np.zeros(count, np.int16), rate)
 
 
 @dataclass(frozen=True)
@@ -39,9 +52,17 @@ class AvatarMaterial:
     coords: list  # per frame: the face crop box (y1, y2, x1, x2), as coords.pkl has it
     landmarks: np.ndarray | None  # (frames, 5, 2): eyes, nose tip, mouth corners; NaN where no face
     read_crop: Callable[[int], np.ndarray]  # the prepared face crop of frame i (BGR)
+    # The mouth bank (avatars/pipeline/lips.py), None for avatars prepared without lip shapes:
+    lip_points: np.ndarray | None = None  # (frames, lips.POINT_COUNT, 2), NaN where unmeasured
+    lip_features: np.ndarray | None = None  # (frames, 5): lips.FEATURES
+    mouth_boxes: np.ndarray | None = None  # (frames, 4): x0, y0, x1, y1 of mouth_imgs/<i>.jpg; -1 none
+    read_mouth: Callable[[int], np.ndarray] | None = None  # frame i's lower-face patch (BGR)
 
 
 class FrameRenderer(Protocol):
+    renders_silence: bool  # draw silent frames too (a resting mouth)
+    description: dict  # what draws the mouth, for the session header: name, fallback, reason
+
     def __init__(self, material: AvatarMaterial) -> None: ...
 
     def render(self, frame: np.ndarray, index: int, speech: FrameSpeech) -> np.ndarray:
@@ -59,14 +80,19 @@ MASK_CENTRE_DOWN = 0.45  # the lower-face mask's centre, below the mouth line
 MASK_HALF_WIDTH = 1.0  # its half-axes, sideways and down
 MASK_HALF_HEIGHT = 0.8
 MASK_SOLID = 0.45  # inside this fraction of the ellipse the mask is 1; it feathers to 0 at its edge
-CAVITY_COLOUR = np.array([40, 28, 62], np.float32)  # BGR: the inside of the mouth
-TEETH_COLOUR = np.array([205, 210, 218], np.float32)
+CAVITY_DEPTH = np.float32(0.75)  # how far the uncovered gap goes towards the mouth's shadow
 MIN_OPENNESS = 0.02  # below this the idle frame is shown as it is
 
 
 class MouthAnimator:
-    """Jaw and lips moved by a displacement field, the gap between the lips darkened, all blended
-    into the idle frame through a feathered ellipse under the nose: no seam, no change outside."""
+    """Jaw and lips moved by a displacement field, the gap between the lips darkened with the
+    mouth's own darkest colour, all blended into the idle frame through a feathered ellipse under
+    the nose: no seam, no change outside. Nothing is painted over what the frame shows: a flat
+    cavity and tooth colour drew a purple bar through a smiling tutor's teeth, so the gap now
+    only deepens the shadow the frame already has there."""
+
+    renders_silence = False
+    description = {"name": "animator", "fallback": False, "reason": None, "rest": "source"}
 
     def __init__(self, material: AvatarMaterial) -> None:
         self.points = [self._mouth_of(material, index) for index in range(material.frame_count)]
@@ -130,9 +156,11 @@ class MouthAnimator:
         half_span = 0.4 * width * (0.75 + 0.25 * openness)
         inside = np.sqrt((along / half_span) ** 2 + ((below - 0.5 * gap) / (0.5 * gap)) ** 2)
         cavity = _smoothstep(1.0, 0.75, inside) * np.float32(min(1.0, gap / 3.0))
-        teeth = cavity * _smoothstep(0.45 * gap, 0.2 * gap, below) * np.float32(0.7)
-        moved += cavity[..., None] * (CAVITY_COLOUR - moved)
-        moved += teeth[..., None] * (TEETH_COLOUR - moved)
+        # The shadow of the open mouth: the region's own darkest colour (the lip line, the inside
+        # of a parted mouth), darkened, over what the lower lip uncovered; teeth the frame shows
+        # stay, only shaded.
+        shadow = np.percentile(region.reshape(-1, 3), 3, axis=0).astype(np.float32) * np.float32(0.6)
+        moved += (CAVITY_DEPTH * cavity)[..., None] * (shadow - moved)
         blended = region.astype(np.float32) + mask[..., None] * (moved - region)
         out = frame.copy()
         touched = mask > 0

@@ -46,6 +46,7 @@ from sessions_app.watching import (
     Touches,
     join_stage,
     look_at,
+    renderer_description,
     viewers,
 )
 from sessions_app.webrtc.addresses import offer_only
@@ -220,9 +221,10 @@ class SessionPeer:
         """The session's stage feeds the tracks until the session ends or shows another avatar."""
         self.feed.new_segment()
         self.stage_stopped = None
-        self._event({"type": "session", "avatar_id": frames.avatar_id, "fps": frames.fps, "width": frames.width,
-                     "height": frames.height, "frame_count": frames.frame_count, "audio_rate": self.feed.rate})
         stage = await join_stage(self.session_id, frames, self.feed)
+        self._event({"type": "session", "avatar_id": frames.avatar_id, "fps": frames.fps, "width": frames.width,
+                     "height": frames.height, "frame_count": frames.frame_count, "audio_rate": self.feed.rate,
+                     "renderer": renderer_description(stage.renderer)})
         loop = asyncio.get_running_loop()
         touches = Touches(loop.time())
         try:
