@@ -33,8 +33,11 @@ def start_background_work() -> None:
     from avatars.startup import start_background_work as start_avatar_work
     from sessions_app.startup import start_background_work as start_session_work
 
+    from webhooks.startup import start_background_work as start_webhook_work
+
     start_avatar_work()
     start_session_work()
+    start_webhook_work()
 
 
 def stop_background_work() -> None:
