@@ -100,10 +100,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served locally: the docs work offline
     "channels",
+    # Before the apps whose signals it hears: its receivers run first, so an event is handed to
+    # delivery before the events it causes (avatar.ready before the tutor.avatar_switched it leads to).
+    "webhooks",
     "tutors",
     "avatars",
     "sessions_app",
-    "webhooks",
 ]
 
 MIDDLEWARE = [
