@@ -64,6 +64,10 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout_s: float, ma
         target: Target = parse(url, max_length=max_url_length)
         address = resolve(target, allow_private=allow_private)
     except UrlRefused as exc:
+        # A name that does not resolve now may again soon (a DNS outage): retried like a network
+        # error. A refused address or URL is final.
+        if exc.reason == "unresolvable":
+            return Answer(None, "", f"network error: {exc.message}", elapsed_ms())
         return Answer(None, "", f"refused: {exc.message}", elapsed_ms(), refused=True)
     kind = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
     connection = kind(target.host, target.port, address, timeout_s)
