@@ -466,5 +466,7 @@ WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 24 * 3600.0)
 # Longest accepted URL, and how much of a receiver's answer is read (and kept, in part, per attempt).
 WEBHOOK_MAX_URL_LENGTH = env_int("WEBHOOK_MAX_URL_LENGTH", 2048)
 WEBHOOK_MAX_ANSWER_BYTES = env_int("WEBHOOK_MAX_ANSWER_BYTES", 4096)
+# Finished events (with their deliveries and attempts) are deleted after this many days, at start.
+WEBHOOK_KEEP_DAYS = env_float("WEBHOOK_KEEP_DAYS", 30.0)
 # Allow endpoints on loopback, link-local, private, shared or reserved addresses (tests, a LAN).
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)

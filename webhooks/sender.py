@@ -89,6 +89,8 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout_s: float, ma
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
         answer = response.read(max_answer_bytes)
+        if timed_out.is_set():  # the watchdog cut it: what was read may look like a whole answer
+            return Answer(None, "", f"timeout: no answer within {timeout_s:g} s", elapsed_ms())
         return Answer(response.status, answer[:SNIPPET_CHARS * 4].decode("utf-8", "replace")[:SNIPPET_CHARS], "",
                       elapsed_ms())
     except (TimeoutError, socket.timeout):

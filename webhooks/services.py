@@ -248,3 +248,12 @@ def take_back_unfinished() -> int:
         dispatch.submit(pk, endpoint_id, max(0.0, (due - now).total_seconds()))
         count += 1
     return count
+
+
+def prune(keep_days: float) -> int:
+    """Delete events older than `keep_days` whose deliveries are all finished (with their
+    deliveries and attempts): the tables do not grow for ever."""
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    unfinished = Delivery.objects.filter(state__in=[DeliveryState.PENDING, DeliveryState.SENDING]).values("event_id")
+    deleted, _ = Event.objects.filter(created_at__lt=cutoff).exclude(id__in=unfinished).delete()
+    return deleted

@@ -198,3 +198,35 @@ def test_the_admin_shows_the_attempts_and_redelivers_with_the_same_event_id(clie
     assert delivery.state == "succeeded" and delivery.attempts == 2
     assert staff.get("/admin/webhooks/endpoint/").status_code == 200
     assert staff.get(f"/admin/webhooks/event/{first.event['id']}/change/").status_code == 200
+
+
+def test_deliveries_left_unfinished_are_sent_at_the_next_start_and_old_events_pruned(client_with_key, receiver,
+                                                                                      settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webhooks import startup
+    from webhooks.services import emit
+
+    settings.AVATAR_REQUEUE_ON_START = True
+    register(client_with_key, receiver.url, ["avatar.deleted"])
+    # As a process that stopped would leave them: one never handed over, one mid-attempt.
+    submit = dispatch.submit
+    dispatch.submit = lambda *args, **kwargs: None
+    try:
+        pending = emit("avatar.deleted", {"avatar_id": "left-pending"})
+        sending = emit("avatar.deleted", {"avatar_id": "left-sending"})
+    finally:
+        dispatch.submit = submit
+    Delivery.objects.filter(event=sending).update(state="sending", claimed_until=timezone.now() - timedelta(seconds=1))
+    old = emit("avatar.deleted", {"avatar_id": "old"})
+    receiver.wait_for(lambda items: len(items) == 1)
+    assert dispatch.dispatcher().wait_idle(10)
+    Event.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+    startup.start_background_work()
+    items = receiver.wait_for(lambda items: len(items) == 3)
+    assert {item.event["id"] for item in items[1:]} == {pending.id, sending.id}
+    assert dispatch.dispatcher().wait_idle(10)
+    assert set(Delivery.objects.values_list("state", flat=True)) == {"succeeded"}
+    assert not Event.objects.filter(pk=old.pk).exists() and Event.objects.count() == 2
