@@ -26,7 +26,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -67,12 +67,18 @@ class ThreadDispatch:
         while True:
             with self._cv:
                 lane = self._lanes.get(endpoint)
-                if not lane:
+                delivery = lane.popleft() if lane else None
+            if delivery is None:
+                # An idle worker holds no database connection (PostgreSQL counts them; a test
+                # database cannot be dropped while one is open). Closed before the lane is let go.
+                connection.close()
+                with self._cv:
+                    if self._lanes.get(endpoint):
+                        continue  # more arrived meanwhile
                     self._lanes.pop(endpoint, None)
                     self._busy.discard(endpoint)
                     self._cv.notify_all()
                     return
-                delivery = lane.popleft()
             close_old_connections()
             try:
                 run_delivery(delivery)
