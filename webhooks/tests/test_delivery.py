@@ -52,7 +52,9 @@ def test_a_delivery_is_signed_and_carries_the_event(client_with_key, receiver):
     hook = register(client_with_key, receiver.url, ["avatar.deleted"])
     an_avatar("lesson-one")
     delete_through_api(client_with_key, "lesson-one")
+    answered = time.monotonic()
     [got] = receiver.wait_for(lambda items: len(items) == 1)
+    print(f"\ndelivery latency: received {1000 * (got.at - answered):.1f} ms after the API answered")
     event = got.event
     assert set(event) == {"id", "type", "created_at", "data"}
     assert event["type"] == "avatar.deleted" and event["data"]["avatar_id"] == "lesson-one"
@@ -116,6 +118,8 @@ def test_408_429_and_5xx_are_retried(client_with_key, receiver, status):
 def test_a_hanging_receiver_delays_neither_the_api_nor_another_endpoint(client_with_key, receiver, second_receiver,
                                                                      settings):
     receiver.hang = True
+    an_avatar("no-hooks")
+    baseline = delete_through_api(client_with_key, "no-hooks")  # with no endpoint registered
     register(client_with_key, receiver.url, ["avatar.deleted"])
     register(client_with_key, second_receiver.url, ["avatar.deleted"])
     answers = []
@@ -127,7 +131,8 @@ def test_a_hanging_receiver_delays_neither_the_api_nor_another_endpoint(client_w
     # The API answered while the receiver hung (each attempt may hang up to WEBHOOK_TIMEOUT_S = 3 s).
     assert max(answers) < settings.WEBHOOK_TIMEOUT_S / 2, answers
     first_emitted = Event.objects.order_by("created_at").first().created_at.timestamp()
-    print(f"\nwhile a receiver hangs: API answers {', '.join(f'{1000 * a:.1f}' for a in answers)} ms; "
+    print(f"\nwhile a receiver hangs: API answers {', '.join(f'{1000 * a:.1f}' for a in answers)} ms "
+          f"(with no endpoint: {1000 * baseline:.1f} ms); "
           f"the other endpoint got 3 events, the last {1000 * (fast[-1].at - fast[0].at):.0f} ms after the first")
     # The hanging endpoint's attempt times out and is recorded; its retries follow, one at a time.
     attempt = None
@@ -197,6 +202,15 @@ def test_the_admin_shows_the_attempts_and_redelivers_with_the_same_event_id(clie
     delivery.refresh_from_db()
     assert delivery.state == "succeeded" and delivery.attempts == 2
     assert staff.get("/admin/webhooks/endpoint/").status_code == 200
+    # An endpoint added in the admin: its secret is shown once; a refused URL is a form error.
+    added = staff.post("/admin/webhooks/endpoint/add/", {"url": receiver.url, "events": '["session.ended"]',
+                                                         "active": "on", "description": "from the admin"}, follow=True)
+    endpoint = Endpoint.objects.get(description="from the admin")
+    assert endpoint.secret.startswith("whsec_") and endpoint.secret in added.content.decode()
+    assert endpoint.events == ["session.ended"] and endpoint.kind == "endpoint"
+    refused = staff.post("/admin/webhooks/endpoint/add/", {"url": "ftp://example.com/", "events": '["*"]'})
+    assert refused.status_code == 200 and b"Only http:// and https://" in refused.content
+    assert Endpoint.objects.count() == 2
     assert staff.get(f"/admin/webhooks/event/{first.event['id']}/change/").status_code == 200
 
 
