@@ -16,6 +16,7 @@ from common.errors import InvalidRequest, NotFound
 from sessions_app.errors import AvatarNotReady, SessionLimit
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from sessions_app.models import SessionState, TutoringSession, Utterance, UtteranceState
+from sessions_app.signals import session_ended, utterance_ended
 from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,11 @@ def end_session(session_id, reason: str = "ended") -> TutoringSession:
     if session.state == SessionState.ACTIVE:
         now = timezone.now()
         with transaction.atomic():
-            TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
+            ended = TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
                 state=SessionState.ENDED, ended_at=now, end_reason=reason)
             drop_utterances(session.pk, now)
+            if ended:
+                session_ended.send(sender=TutoringSession, session_id=session.session_id, reason=reason)
         session.refresh_from_db()
         send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
         logger.info("session %s: ended (%s)", session.session_id, reason)
@@ -115,8 +118,10 @@ def drop_utterances(session_pk, now) -> None:
     the session's end; sessions_app/speaking.py queues and plays utterances)."""
     dropped = Utterance.objects.filter(session_id=session_pk, state=UtteranceState.QUEUED).update(
         state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
-    Utterance.objects.filter(session_id=session_pk, state=UtteranceState.PLAYING).update(
-        state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
+    for pk in Utterance.objects.filter(session_id=session_pk, state=UtteranceState.PLAYING).values_list("pk", flat=True):
+        if Utterance.objects.filter(pk=pk, state=UtteranceState.PLAYING).update(
+                state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b""):
+            utterance_ended.send(sender=Utterance, utterance_pk=pk, reason="interrupted")
     count_out_of_queue(session_pk, dropped)
 
 

@@ -21,6 +21,7 @@ from common.channels import send_to_group
 from common.errors import InvalidRequest, NotFound, ServiceError
 from sessions_app.models import SessionState, TutoringSession, Utterance, UtteranceState
 from sessions_app.services import count_out_of_queue, drop_utterances, get_session, group_name
+from sessions_app.signals import utterance_ended, utterance_started
 from sessions_app.speech import mouth
 from sessions_app.speech.audio import BadAudio, read_wav, resample
 from sessions_app.speech.voices import Voice, load_voice
@@ -169,6 +170,7 @@ def claim_next(session_id) -> Utterance | None:
             if Utterance.objects.filter(pk=candidate, state=UtteranceState.QUEUED).update(
                     state=UtteranceState.PLAYING, started_at=timezone.now()):
                 count_out_of_queue(session_id, 1)
+                utterance_started.send(sender=Utterance, utterance_pk=candidate)
                 return Utterance.objects.get(pk=candidate)
     return None
 
@@ -189,8 +191,12 @@ def _finish_stale(session_id) -> None:
 def finish(utterance_pk: int, reason: str) -> bool:
     """The stage played it to its end ("done") or cut it ("interrupted"); its audio is dropped."""
     state = UtteranceState.DONE if reason == "done" else UtteranceState.INTERRUPTED
-    return bool(Utterance.objects.filter(pk=utterance_pk, state=UtteranceState.PLAYING).update(
-        state=state, ended_at=timezone.now(), pcm=b""))
+    with transaction.atomic():
+        finished = bool(Utterance.objects.filter(pk=utterance_pk, state=UtteranceState.PLAYING).update(
+            state=state, ended_at=timezone.now(), pcm=b""))
+        if finished:
+            utterance_ended.send(sender=Utterance, utterance_pk=utterance_pk, reason=reason)
+    return finished
 
 
 def playing_utterance_id(session: TutoringSession) -> str | None:

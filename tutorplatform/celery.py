@@ -8,4 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutorplatform.settings")
 
 app = Celery("tutorplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["avatars"])
+app.autodiscover_tasks(["avatars", "webhooks"])

@@ -1,7 +1,8 @@
 """What the server process does when it starts and when it stops: the ASGI lifespan protocol.
 
 Start: each app's start-up work (avatars: re-queue the jobs an earlier process left unfinished;
-sessions: the idle-session sweep). A failure there stops the server from starting.
+sessions: the idle-session sweep; webhooks: send again the deliveries left unfinished). A failure
+there stops the server from starting.
 Stop (after SIGTERM, once the server has closed its connections): the avatar jobs stop taking
 work; queued ones stay queued in the database, running ones are interrupted between two frames
 and put back in the queue, waiting up to AVATAR_JOB_STOP_WAIT_S for them. The next start runs them.
@@ -32,9 +33,11 @@ async def close_all_peers() -> None:
 def start_background_work() -> None:
     from avatars.startup import start_background_work as start_avatar_work
     from sessions_app.startup import start_background_work as start_session_work
+    from webhooks.startup import start_background_work as start_webhook_work
 
     start_avatar_work()
     start_session_work()
+    start_webhook_work()
 
 
 def stop_background_work() -> None:

@@ -100,6 +100,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served locally: the docs work offline
     "channels",
+    # Before the apps whose signals it hears: its receivers run first, so an event is handed to
+    # delivery before the events it causes (avatar.ready before the tutor.avatar_switched it leads to).
+    "webhooks",
     "tutors",
     "avatars",
     "sessions_app",
@@ -445,3 +448,27 @@ SESSION_WEBRTC_HOST_ADDRESSES = env_list("SESSION_WEBRTC_HOST_ADDRESSES", [])
 SESSION_WEBRTC_CONNECT_TIMEOUT_S = env_float("SESSION_WEBRTC_CONNECT_TIMEOUT_S", 30.0)
 # Longest an offer may take to answer (ICE candidates are gathered before the answer: STUN/TURN).
 SESSION_WEBRTC_ANSWER_TIMEOUT_S = env_float("SESSION_WEBRTC_ANSWER_TIMEOUT_S", 15.0)
+
+# --- Webhooks (webhooks/; docs/api.md, "Webhooks") ----------------------------------------------
+
+# Who delivers: "threads" (a pool in the server process) or "celery" (the Celery workers);
+# by default the same as AVATAR_JOB_QUEUE.
+WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", AVATAR_JOB_QUEUE)
+# Deliveries in flight at once in one process (the thread pool); one endpoint has at most one.
+WEBHOOK_WORKERS = env_int("WEBHOOK_WORKERS", 4)
+# One attempt's whole time (connect, send, answer), in seconds.
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0)
+# Retries after a timeout, a network error, a 5xx, 408 or 429: waits of BASE, 2*BASE, 4*BASE, ...
+# capped at MAX_DELAY, for at most WINDOW after the first attempt (then the delivery fails).
+WEBHOOK_RETRY_BASE_S = env_float("WEBHOOK_RETRY_BASE_S", 10.0)
+WEBHOOK_RETRY_MAX_DELAY_S = env_float("WEBHOOK_RETRY_MAX_DELAY_S", 3600.0)
+WEBHOOK_RETRY_WINDOW_S = env_float("WEBHOOK_RETRY_WINDOW_S", 24 * 3600.0)
+# An endpoint whose every attempt failed for this long is disabled (active false, with the reason).
+WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 24 * 3600.0)
+# Longest accepted URL, and how much of a receiver's answer is read (and kept, in part, per attempt).
+WEBHOOK_MAX_URL_LENGTH = env_int("WEBHOOK_MAX_URL_LENGTH", 2048)
+WEBHOOK_MAX_ANSWER_BYTES = env_int("WEBHOOK_MAX_ANSWER_BYTES", 4096)
+# Finished events (with their deliveries and attempts) are deleted after this many days, at start.
+WEBHOOK_KEEP_DAYS = env_float("WEBHOOK_KEEP_DAYS", 30.0)
+# Allow endpoints on loopback, link-local, private, shared or reserved addresses (tests, a LAN).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("v1/", include("avatars.api.urls")),
     path("v1/", include("sessions_app.api.urls")),
     path("v1/", include("tutors.api.urls")),
+    path("v1/", include("webhooks.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

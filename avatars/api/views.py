@@ -27,6 +27,7 @@ from avatars.uploads import SizeLimitUploadHandler, local_copy, too_large
 from common.api_input import validated
 from common.parsers import JSONParser
 from common.errors import NotFound
+from webhooks import callbacks
 
 
 def _wait_seconds(request) -> float:
@@ -34,11 +35,15 @@ def _wait_seconds(request) -> float:
     return validated(WaitQuerySerializer, request.query_params)["wait"]
 
 
-def _created(avatar, message: str, wait_s: float) -> Response:
-    """The seed's 201: the avatar resource plus status/message/mock, optionally after ?wait=N."""
+def _created(avatar, message: str, wait_s: float, callback_url: str | None) -> Response:
+    """The seed's 201: the avatar resource plus status/message/mock, optionally after ?wait=N;
+    with a callback_url, its `callback_secret` (shown this once)."""
+    callback_secret = callbacks.register(callback_url, avatar_id=avatar.avatar_id)  # before waiting: it may be ready
     if wait_s:
         avatar = services.wait_for_avatar(avatar, wait_s)
     body = AvatarCreatedSerializer(avatar, context={"message": message}).data
+    if callback_secret:
+        body["callback_secret"] = callback_secret
     return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -57,8 +62,9 @@ class AvatarListCreateView(APIView):
     def post(self, request):
         wait_s = _wait_seconds(request)
         data = validated(CreateFromPathSerializer, request.data)
+        callback_url = callbacks.read(request.data)
         avatar = services.create_avatar_from_path(**data)
-        return _created(avatar, f"Avatar '{avatar.avatar_id}' accepted; it is being prepared.", wait_s)
+        return _created(avatar, f"Avatar '{avatar.avatar_id}' accepted; it is being prepared.", wait_s, callback_url)
 
 
 class AvatarUploadView(APIView):
@@ -77,12 +83,13 @@ class AvatarUploadView(APIView):
             raise too_large(limit)
         wait_s = _wait_seconds(request)
         data = validated(CreateFromUploadSerializer, request.data)
+        callback_url = callbacks.read(request.data)
         upload = data.pop("video_file")
         with local_copy(upload) as local_path:
             avatar = services.create_avatar_from_upload(
                 local_path=local_path, original_name=upload.name or "video", **data
             )
-        return _created(avatar, f"Avatar '{avatar.avatar_id}' uploaded; it is being prepared.", wait_s)
+        return _created(avatar, f"Avatar '{avatar.avatar_id}' uploaded; it is being prepared.", wait_s, callback_url)
 
 
 class AvatarDetailView(APIView):

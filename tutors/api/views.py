@@ -15,6 +15,7 @@ from common.api_input import validated
 from common.parsers import JSONParser
 from common.api_schema import errors, extend_schema
 from tutors import services
+from webhooks import callbacks
 from tutors.api.serializers import (
     CreateTutorSerializer,
     TutorDeletedSerializer,
@@ -52,12 +53,17 @@ class TutorListCreateView(_AcceptsVideos, APIView):
                    responses={201: TutorSerializer, **errors(400, 401, 409, 413, 415, 422, 503, 507)})
     def post(self, request):
         data = validated(CreateTutorSerializer, request.data)
+        callback_url = callbacks.read(request.data)
         upload = data.pop("avatar_video")
         with _video(upload) as path:
             tutor, _ = services.create_tutor(name=data["name"], description=data["description"], video=path,
                                              video_name=(upload.name if upload else None) or "video",
                                              apply_blur=data["apply_blur"])
-        return Response(TutorSerializer(tutor).data, status=status.HTTP_201_CREATED)
+        body = TutorSerializer(tutor).data
+        callback_secret = callbacks.register(callback_url, tutor_id=tutor.pk)
+        if callback_secret:
+            body["callback_secret"] = callback_secret  # shown this once
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class TutorDetailView(_AcceptsVideos, APIView):
