@@ -135,6 +135,28 @@ def read_prepared(avatar_id: str, relative: str) -> bytes:
     return (settings.AVATAR_ROOT / avatar_id / relative).read_bytes()
 
 
+def add_prepared(avatar_id: str, folder: Path) -> None:
+    """Add (or replace) the files of `folder` to a published avatar's files, at the same relative
+    paths (an upgrade adding what a newer preparation makes). Files only ever appear whole: each is
+    written beside and renamed into place, or uploaded."""
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(folder).as_posix()
+        if uses_object_storage():
+            name = _prefix(avatar_id) + relative
+            if default_storage.exists(name):
+                default_storage.delete(name)
+            with open(path, "rb") as handle:
+                default_storage.save(name, File(handle))
+            continue
+        target = settings.AVATAR_ROOT / avatar_id / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)
+
+
 def prepared_exists(avatar_id: str, relative: str) -> bool:
     if uses_object_storage():
         return default_storage.exists(_prefix(avatar_id) + relative)

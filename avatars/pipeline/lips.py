@@ -258,3 +258,32 @@ def manifest_facts(measured_frames: int) -> dict:
     return {"model": "mediapipe face_landmark (468-point face mesh)", "points": POINT_COUNT,
             "features": list(FEATURES), "measured_frames": measured_frames,
             "files": [POINTS_FILE, FEATURES_FILE, BOXES_FILE, "mouth_imgs/"]}
+
+
+def measure_frames(frames, five_points: np.ndarray, out_dir: Path,
+                   landmarker: LipLandmarker | None = None) -> tuple[dict, np.ndarray]:
+    """The lip shapes of an already prepared avatar (one made before they were measured): `frames`
+    yields (index, published frame), `five_points` is landmarks.npy. Writes what preparation writes
+    (mouth_imgs/, lips.npy, lip_features.npy, mouth_boxes.npy) into `out_dir`; the manifest's
+    facts and the features. The published frames are measured (the decoded source is gone): with a
+    blurred background that is the same face."""
+    landmarker = landmarker or LipLandmarker()
+    (out_dir / "mouth_imgs").mkdir(parents=True, exist_ok=True)
+    shapes = {}
+    count = 0
+    for index, frame in frames:
+        count = max(count, index + 1)
+        if index >= len(five_points):
+            continue
+        shape = landmarker.measure(frame, five_points[index])
+        if shape is None:
+            continue
+        x0, y0, x1, y1 = patch_box(shape.points, frame.shape)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        ok, encoded = cv2.imencode(".jpg", frame[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if ok:
+            (out_dir / "mouth_imgs" / f"{index:08d}.jpg").write_bytes(encoded.tobytes())
+            shapes[index] = (shape, (x0, y0, x1, y1))
+    features = write_arrays(out_dir, shapes, count)
+    return manifest_facts(len(shapes)), features
