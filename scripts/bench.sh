@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak` or `webrtc`. Installs the
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `webrtc` or `mouth VIDEO`. Installs the
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +13,6 @@ case "${1:-pipeline}" in
   priority) python bench/priority_bench.py ;;
   speak) python bench/speak_bench.py ;;
   webrtc) python bench/webrtc_bench.py "${@:2}" ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak|webrtc]" >&2; exit 2 ;;
+  mouth) python bench/mouth_bench.py "${@:2}" ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak|webrtc|mouth VIDEO]" >&2; exit 2 ;;
 esac
