@@ -338,3 +338,61 @@ def test_an_utterance_left_playing_by_a_stage_that_went_away_is_ended_at_the_nex
     assert speaking.claim_next(session_id) is None
     assert Utterance.objects.get().state == "interrupted"
     assert client_with_key.get(f"/v1/sessions/{session_id}").json()["speaking"] is False
+
+
+# --- A real talking tutor: their own mouth on the stream -------------------------------------------
+
+@pytest.mark.skipif(not __import__("avatars.pipeline.lips", fromlist=["available"]).available(),
+                    reason="the face-mesh model is not installed")
+def test_a_real_talking_tutor_speaks_with_their_own_mouth_on_the_stream(client_with_key, api_key):
+    """Real talking footage (testsupport/talking_footage.py) prepared through the service: the
+    header names the sample renderer; what a client receives moves the mouth with the sound (lip-sync
+    measured on the received frames by the face mesh) and rests it in the silences."""
+    from avatars.pipeline import lips
+    from testsupport.talking_footage import talking_clip
+
+    tutor = Tutor.objects.create(name="Franck")
+    avatar_services.create_avatar(avatar_id="talker", local_path=talking_clip(95, 35), original_name="t.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    assert jobs.backend().wait_idle(120)
+    session_id = str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
+    text = ("Good morning! Today we will look at fractions, and how to add two of them together. "
+            "Maybe Bob can bring a big map.")
+
+    async def scenario():
+        async with watching(session_id, api_key) as communicator:
+            silent = await collect(communicator, lambda items: len(media(items, "V")) >= 40)
+            await sync_to_async(speak)(client_with_key, session_id, text)
+            spoken = await collect(communicator, lambda items: bool(events(items, "utterance.ended")), 60)
+            return communicator.header, silent, spoken
+
+    header, silent, spoken = async_to_sync(scenario)()
+    assert header["renderer"]["name"] == "mouth_samples" and header["renderer"]["fallback"] is False
+    assert header["renderer"]["rest"] == "composited"
+    fps, count = header["fps"], header["frame_count"]
+    points = np.load(django_settings.AVATAR_ROOT / "talker" / "landmarks.npy")
+    landmarker = lips.LipLandmarker()
+
+    def openness(frame: Media) -> float:
+        index = ping_pong(round(frame.pts_us * fps / 1e6), count)
+        shape = landmarker.measure(cv2.imdecode(np.frombuffer(frame.payload, np.uint8), 1), points[index])
+        return float("nan") if shape is None else float(shape.features[0])
+
+    started, ended = events(spoken, "utterance.started")[0], events(spoken, "utterance.ended")[0]
+    video = [v for v in media(spoken, "V") if started["pts_us"] <= v.pts_us < ended["pts_us"]]
+    audio = {a.pts_us: np.frombuffer(a.payload, "<i2") for a in media(spoken, "A")}
+    moving = np.array([openness(v) for v in video])
+    resting = np.array([openness(v) for v in media(silent, "V")])
+    loudness = lipsync.envelope_per_frame([audio.get(v.pts_us) for v in video])
+    lag, correlation = lipsync.best_lag(moving, loudness, 5)
+    print(f"received: lip-sync best lag {lag}, correlation {correlation:.2f}; opening std speaking "
+          f"{np.nanstd(moving):.4f}, silent {np.nanstd(resting):.4f}")
+    assert abs(lag) <= 1 and correlation >= 0.4
+    assert np.nanstd(resting) <= 0.2 * np.nanstd(moving)
+    assert np.nanmax(moving) > 2 * mouth_bank_open_min()
+
+
+def mouth_bank_open_min() -> float:
+    from avatars.pipeline.mouth_bank import OPEN_MIN
+
+    return OPEN_MIN
