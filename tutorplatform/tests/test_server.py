@@ -202,3 +202,19 @@ def test_sigterm_stops_the_server_promptly_and_the_running_job_resumes_at_the_ne
         assert ready["frames_total"] == 1000
     finally:
         again.stop()
+
+
+@pytest.mark.parametrize("path", [
+    "/ws/nothing/", "/ws/sessions/%7B00000000-0000-0000-0000-000000000000%7D/",
+    "/ws/sessions/urn:uuid:00000000-0000-0000-0000-000000000000/",
+    "/ws/sessions/%EF%BC%91%EF%BC%92%EF%BC%93/",  # fullwidth digits
+    "/ws/sessions/00000000-0000-0000-0000-000000000000",  # no trailing slash
+])
+@pytest.mark.parametrize("with_key", [False, True])
+def test_a_socket_path_that_names_no_socket_is_closed_with_4404_not_an_http_500(server, path, with_key):
+    url = server.url.replace("http://", "ws://") + path + (f"?api_key={server.api_key()}" if with_key else "")
+    with websockets.sync.client.connect(url, open_timeout=10) as refused:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            refused.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+    assert "Traceback" not in (server.data_dir / "server.log").read_text()
