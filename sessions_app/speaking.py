@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 
 import numpy as np
 from django.conf import settings
@@ -58,14 +59,31 @@ def preload_voice() -> None:
     threading.Thread(target=load, name="voice-preload", daemon=True).start()
 
 
-def speak_text(session_id, text: str, interrupt: bool = False) -> Utterance:
-    session = _active_session(session_id)
+# Whitespace control characters a typed text may hold; every other control character (NUL among
+# them, which the voice's phonemizer cannot take) and lone surrogates are refused.
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def clean_text(text: str) -> str:
+    """The text to say, stripped; InvalidRequest (400) for an empty or too long text, or one with
+    control characters. The one check of every caller (the API, the staff page, anything later):
+    speak_text applies it."""
     text = (text or "").strip()
     if not text:
         raise InvalidRequest("text: There is nothing to say: the text is empty.")
     if len(text) > settings.SESSION_SPEAK_MAX_CHARS:
         raise InvalidRequest(f"text: At most {settings.SESSION_SPEAK_MAX_CHARS} characters may be said at once "
                              f"(this text has {len(text)}).", {"max_chars": settings.SESSION_SPEAK_MAX_CHARS})
+    for position, char in enumerate(text):
+        if char not in _ALLOWED_CONTROLS and unicodedata.category(char) in ("Cc", "Cs"):
+            raise InvalidRequest(f"text: The text holds a control character (U+{ord(char):04X} at position {position}); "
+                                 "send plain text.", {"position": position})
+    return text
+
+
+def speak_text(session_id, text: str, interrupt: bool = False) -> Utterance:
+    session = _active_session(session_id)
+    text = clean_text(text)
     _refuse_if_full(session, interrupt)
     speech = voice().synthesize(text)
     if len(speech.samples) == 0:
