@@ -44,6 +44,7 @@ STATUS_BY_CODE = {
     "too_many_viewers": 429,
     "internal_error": 500,
     "queue_full": 503,
+    "speak_busy": 503,
     "insufficient_storage": 507,
     "webrtc_timeout": 504,
 }

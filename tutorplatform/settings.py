@@ -425,6 +425,10 @@ SESSION_SPEAK_MAX_CHARS = env_int("SESSION_SPEAK_MAX_CHARS", 1000)
 SESSION_SPEAK_MAX_AUDIO_S = env_float("SESSION_SPEAK_MAX_AUDIO_S", 120.0)
 # Utterances a session may have waiting to play (past it: 429 speak_queue_full).
 SESSION_MAX_QUEUED_UTTERANCES = env_int("SESSION_MAX_QUEUED_UTTERANCES", 8)
+# Audio bodies decoded at once in one server process (each holds its body, up to 64 MB, plus
+# ~10-40 MB of work), and how long a speak waits for its turn before 503 speak_busy.
+SESSION_SPEAK_AUDIO_AT_ONCE = env_int("SESSION_SPEAK_AUDIO_AT_ONCE", 2)
+SESSION_SPEAK_AUDIO_WAIT_S = env_float("SESSION_SPEAK_AUDIO_WAIT_S", 5.0)
 # Load the voice when the server starts, so the first speak does not wait ~1 s for it.
 SESSION_VOICE_PRELOAD = env_bool("SESSION_VOICE_PRELOAD", True)
 

@@ -44,3 +44,42 @@ def test_the_staff_say_box_refuses_control_characters_like_the_api(admin_client,
 
 def test_text_with_tabs_and_newlines_is_still_said(admin_client, session_id):
     assert admin_client.post(f"/staff/sessions/{session_id}/speak", {"text": "One.\n\tTwo."}).status_code == 202
+
+
+# --- Audio bodies -------------------------------------------------------------------------------
+
+def speak_wav(client, session_id, body: bytes):
+    return client.generic("POST", f"/v1/sessions/{session_id}/speak", body, content_type="audio/wav")
+
+
+def test_a_float_wav_is_415_and_an_extensible_pcm_wav_is_said(client_with_key, session_id):
+    import numpy as np
+
+    from testsupport.audio import wav_header_bytes
+
+    tone = (np.sin(2 * np.pi * 440 * np.arange(16000) / 16000) * 10000).astype(np.int16)
+    as_float = (tone / 32768).astype("<f4").tobytes()
+    body = assert_error(speak_wav(client_with_key, session_id, wav_header_bytes(as_float, 16000, 1, 32, tag=3)),
+                        415, "unsupported_media")
+    assert "32-bit float" in body["message"]
+    six = np.repeat(tone[:, None], 6, axis=1).astype("<i2").tobytes()
+    said = speak_wav(client_with_key, session_id, wav_header_bytes(six, 16000, 6, 16, tag=0xFFFE, extensible_subformat=1))
+    assert said.status_code == 202, said.content
+    assert said.json()["duration_s"] == 1.0
+
+
+def test_audio_bodies_beyond_the_ones_being_decoded_are_503_with_retry_after(client_with_key, session_id, settings):
+    from sessions_app import speaking
+    from testsupport.audio import syllables, wav_bytes
+
+    settings.SESSION_SPEAK_AUDIO_AT_ONCE = 1
+    settings.SESSION_SPEAK_AUDIO_WAIT_S = 0.2
+    body = wav_bytes(syllables(1.0, 16000), 16000)
+    with speaking.audio_slot():  # one body is being decoded
+        busy = speak_wav(client_with_key, session_id, body)
+        text = client_with_key.post(f"/v1/sessions/{session_id}/speak", {"text": "Hello."}, format="json")
+    assert_error(busy, 503, "speak_busy")
+    assert busy["Retry-After"] == "2"
+    assert text.status_code == 202  # text takes no audio place
+    assert speak_wav(client_with_key, session_id, body).status_code == 202  # the place is free again
+    assert Utterance.objects.count() == 2
