@@ -386,6 +386,11 @@ SERVER_KEEP_ALIVE_S = env_int("SERVER_KEEP_ALIVE_S", 5)
 SERVER_REQUEST_HEAD_TIMEOUT_S = env_float("SERVER_REQUEST_HEAD_TIMEOUT_S", 10.0)
 # A request body that stops arriving for this long is answered 408 request_timeout.
 SERVER_BODY_IDLE_TIMEOUT_S = env_float("SERVER_BODY_IDLE_TIMEOUT_S", 30.0)
+# A body that keeps arriving, but slower than this on average (bytes a second, after a grace of
+# SERVER_BODY_GRACE_S spent waiting for it), is answered 408 too: Apache's mod_reqtimeout
+# default (body=20,MinRate=500). A body trickled a byte every 2 s held a worker for good.
+SERVER_BODY_MIN_RATE_BYTES_S = env_int("SERVER_BODY_MIN_RATE_BYTES_S", 500)
+SERVER_BODY_GRACE_S = env_float("SERVER_BODY_GRACE_S", 20.0)
 # After SIGTERM, requests in flight get this long to finish; then jobs get AVATAR_JOB_STOP_WAIT_S.
 # The two together (25 s) stay inside the usual 30 s a container manager waits before SIGKILL.
 SERVER_GRACEFUL_SHUTDOWN_S = env_int("SERVER_GRACEFUL_SHUTDOWN_S", 15)

@@ -59,6 +59,7 @@ class SessionSpeakView(APIView):
 
     parser_classes = [JSONParser, WavParser]
     wav_max_bytes = 64 * 1024 * 1024  # two minutes of 16-bit stereo at 96 kHz, with room
+    max_body_bytes = wav_max_bytes  # refused from its Content-Length before it is read (tutorplatform/request_bodies.py)
 
     @extend_schema(request={"application/json": SpeakSerializer, "audio/wav": OpenApiTypes.BINARY},
                    responses={202: UtteranceSerializer, **errors(400, 401, 404, 413, 415, 422, 429, 503)})
