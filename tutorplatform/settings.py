@@ -270,13 +270,19 @@ LOGIN_REDIRECT_URL = "/staff/"
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900)
 
+# Every app's lines and Django's own errors go to stderr. Django's default sends a 500's
+# traceback ("django.request") to the console only with DEBUG on, and to admins by mail: in
+# production a 500 said "the error was logged" and nothing was written anywhere.
+_APP_LOG = {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "avatars": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        **{app: _APP_LOG for app in ("avatars", "sessions_app", "tutors", "tutorplatform", "common")},
     },
 }
 
@@ -391,6 +397,8 @@ SERVER_BODY_IDLE_TIMEOUT_S = env_float("SERVER_BODY_IDLE_TIMEOUT_S", 30.0)
 # default (body=20,MinRate=500). A body trickled a byte every 2 s held a worker for good.
 SERVER_BODY_MIN_RATE_BYTES_S = env_int("SERVER_BODY_MIN_RATE_BYTES_S", 500)
 SERVER_BODY_GRACE_S = env_float("SERVER_BODY_GRACE_S", 20.0)
+# A WebSocket whose writes stay blocked this long (its client stopped reading) is dropped.
+SERVER_WS_SEND_STALL_S = env_float("SERVER_WS_SEND_STALL_S", 10.0)
 # After SIGTERM, requests in flight get this long to finish; then jobs get AVATAR_JOB_STOP_WAIT_S.
 # The two together (25 s) stay inside the usual 30 s a container manager waits before SIGKILL.
 SERVER_GRACEFUL_SHUTDOWN_S = env_int("SERVER_GRACEFUL_SHUTDOWN_S", 15)
