@@ -137,6 +137,18 @@ def create_avatar(
         # database's write lock for its whole length (a 450 MB upload blocked writes for 0.9 s).
         stored_name = storage.store_source(avatar_id, local_path, original_name)
         with transaction.atomic():
+            superseded = None
+            if tutor is not None:
+                # The tutor's row, locked, as it stands now (not as the request first read it): a
+                # tutor deleted meanwhile takes no new avatar (nothing would outlive it), and the
+                # pending avatar this one replaces is the one named now, even when another new
+                # video raced this one. tutors.services.delete_tutor takes the same lock.
+                locked = Tutor.objects.select_for_update().filter(pk=tutor.pk).values_list(
+                    "avatar_id", "pending_avatar_id").first()
+                if locked is None:
+                    raise NotFound(f"Tutor {tutor.pk} does not exist.", {"field": "tutor_id"})
+                current_id, pending_id = locked
+                superseded = pending_id if pending_id and pending_id != current_id else None
             avatar = Avatar.objects.create(
                 avatar_id=avatar_id,
                 tutor=tutor,
@@ -151,6 +163,7 @@ def create_avatar(
                 # The newest avatar made for a tutor is the one it switches to when ready; until
                 # then the tutor keeps its current avatar (tutors/receivers.py).
                 Tutor.objects.filter(pk=tutor.pk).update(pending_avatar_id=avatar_id)
+            avatar.superseded_avatar_id = superseded  # for the caller: the replacement this one ends
     except IntegrityError as exc:
         reservation.release()
         if stored_name:

@@ -282,6 +282,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.request": {"level": "ERROR"},  # a 500's traceback, not a line per 4xx (the access log has those)
         **{app: _APP_LOG for app in ("avatars", "sessions_app", "tutors", "tutorplatform", "common")},
     },
 }
