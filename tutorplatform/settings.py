@@ -358,6 +358,13 @@ AVATAR_REQUEUE_ON_START = env_bool("AVATAR_REQUEUE_ON_START", True)
 AVATAR_JOB_STOP_WAIT_S = env_float("AVATAR_JOB_STOP_WAIT_S", 10.0)
 
 AVATAR_MAX_UPLOAD_BYTES = env_int("AVATAR_MAX_UPLOAD_BYTES", 500 * 1024 * 1024)
+# A video_path file changed less than this long ago is watched that long before it is taken: one
+# still being written (a recorder's MKV) is refused rather than prepared from what exists so far.
+AVATAR_IMPORT_SETTLE_S = env_float("AVATAR_IMPORT_SETTLE_S", 2.0)
+# An avatar whose prepared files are more than this many times its video's size says so in its
+# `warnings` (from the 201 on): a still 1 MB 1080p clip made 1.58 GB of frames. Typical
+# talking-head clips make 15-60 times their size.
+AVATAR_OUTPUT_WARN_RATIO = env_float("AVATAR_OUTPUT_WARN_RATIO", 200.0)
 # What one prepared avatar may take on disk (0: no limit). The input limits alone let a still
 # 1080p clip of 1 MB expand to ~8 GB of frames; 4 GB holds 5 minutes of 720p at 25 fps.
 AVATAR_MAX_OUTPUT_BYTES = env_int("AVATAR_MAX_OUTPUT_BYTES", 4 * 1024**3)
