@@ -104,9 +104,11 @@ def end_session(session_id, reason: str = "ended") -> TutoringSession:
             TutoringSession.objects.filter(pk=session.pk, state=SessionState.ACTIVE).update(
                 state=SessionState.ENDED, ended_at=now, end_reason=reason)
             drop_utterances(session.pk, now)
-        session.refresh_from_db()
         send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
         logger.info("session %s: ended (%s)", session.session_id, reason)
+        # Read again without refresh_from_db: a tutor deleted meanwhile took the row with it
+        # (that raised DoesNotExist, a 500); the session is then gone: NotFound.
+        session = get_session(session.session_id)
     return session
 
 
