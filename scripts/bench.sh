@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak` or `webrtc`. Installs the
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `speak-memory` or `webrtc`. Installs the
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ case "${1:-pipeline}" in
   load) python bench/load_bench.py ;;
   priority) python bench/priority_bench.py ;;
   speak) python bench/speak_bench.py ;;
+  speak-memory) python bench/speak_memory_bench.py ;;
   webrtc) python bench/webrtc_bench.py "${@:2}" ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak|webrtc]" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak|speak-memory|webrtc]" >&2; exit 2 ;;
 esac
