@@ -33,9 +33,6 @@ logger = logging.getLogger(__name__)
 
 CLOSE_TOO_MANY_VIEWERS = 4429
 CLOSE_TOO_SLOW = 1013  # "try again later": the viewer could not take the media as fast as it plays
-# How long a viewer that fell behind is given to take its close frame before its stream stops
-# anyway (its place is already free by then).
-CLOSE_SLOW_WAIT_S = 1.0
 
 
 class ViewerLeft(Exception):
@@ -214,21 +211,22 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         socket does. The stream's own loop cannot: a viewer that stops reading fills the socket's
         buffers, and the server then holds `send()` (back-pressure) for as long as the viewer
         does not read, so a check after the send never ran and four such viewers held every
-        place for good. Here the place is freed first, then the close is tried for
-        CLOSE_SLOW_WAIT_S, then the stream stops; the server itself drops a connection whose
-        writes stay stalled (SERVER_WS_SEND_STALL_S, tutorplatform/server.py)."""
+        place for good. Here the place is freed first and the stream stopped; the close frame
+        goes out whenever the socket takes it (a viewer that reads again sees 1013), and the
+        server itself drops a connection whose writes stay stalled (SERVER_WS_SEND_STALL_S,
+        tutorplatform/server.py), which ends that wait."""
         await viewer.behind.wait()
         logger.info("stream of session %s closed: the viewer fell behind", self.session_id)
         self._free_place()
-        streamer = self.streamer
+        if self.streamer is not None:
+            self.streamer.cancel()  # this watcher is cancelled with it: nothing below awaits
+        self.closing = asyncio.create_task(self._close_quietly(CLOSE_TOO_SLOW))
+
+    async def _close_quietly(self, code: int) -> None:
         try:
-            async with asyncio.timeout(CLOSE_SLOW_WAIT_S):
-                await self.close(code=CLOSE_TOO_SLOW)
-        except (TimeoutError, OSError):
+            await self.close(code=code)
+        except OSError:  # the connection was dropped first
             pass
-        finally:
-            if streamer is not None:
-                streamer.cancel()
 
     @database_sync_to_async
     def _look(self, touch: bool) -> Look | None:
