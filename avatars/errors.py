@@ -39,3 +39,10 @@ class AvatarInUse(ServiceError):
 
 class InsufficientStorage(ServiceError):
     code = "insufficient_storage"
+
+
+class SourceIncomplete(ServiceError):
+    """The video file on the server is still being written (it changed while it was read)."""
+
+    code = "source_incomplete"
+    retry_after_s = 5

@@ -79,6 +79,30 @@ def check_disk_space(video: dict, extra_bytes: int = 0) -> None:
         )
 
 
+def output_warnings(video: dict | None, size_bytes: int | None = None) -> list[dict]:
+    """What a client should know before it waits for the avatar: a video whose prepared files are
+    more than AVATAR_OUTPUT_WARN_RATIO times its own size (every frame is stored whole, so a
+    still or barely moving clip compresses far better than its frames: a 1 MB static 1080p
+    clip made 1.58 GB). Measured files once ready, the estimate before."""
+    if not video or not video.get("source_bytes"):
+        return []
+    source = int(video["source_bytes"])
+    output = size_bytes or estimated_output_bytes(int(video["width"]), int(video["height"]),
+                                                  int(video["frame_count"]), settings.AVATAR_FRAME_FORMAT,
+                                                  settings.AVATAR_CROP_SIZE)
+    ratio = output / max(1, source)
+    if ratio <= settings.AVATAR_OUTPUT_WARN_RATIO:
+        return []
+    return [{
+        "code": "large_output",
+        "message": (f"This {source / 2**20:.1f} MB video makes {'' if size_bytes else 'about '}"
+                    f"{output / 2**20:.0f} MB of prepared files ({ratio:.0f} times its size): every frame "
+                    "is stored whole. A shorter clip, or a lower resolution, takes less disk."),
+        "details": {"source_bytes": source, "output_bytes": output, "ratio": round(ratio, 1),
+                    "estimated": not size_bytes},
+    }]
+
+
 def job_priority() -> int | str:
     """AVATAR_JOB_PRIORITY: "idle", or a niceness from 0 to 19."""
     value = str(settings.AVATAR_JOB_PRIORITY).strip().lower()
@@ -187,7 +211,7 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
         updated = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
             state=AvatarState.READY, stage=None, progress=100.0,
             frames_done=result.frame_count, frames_total=result.frame_count,
-            video=result.video.as_dict(),
+            video={**result.video.as_dict(), "source_bytes": (avatar.video or {}).get("source_bytes")},
             faces={"detected_ratio": round(result.face_ratio, 4), "crop_size": result.crop_size},
             mouth_coverage=result.mouth_coverage or None,
             size_bytes=size_bytes,

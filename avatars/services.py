@@ -17,10 +17,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from avatars import events, jobs, storage, usage
-from avatars.errors import AvatarBusy, AvatarExists, AvatarInUse, InvalidVideo, QueueFull, UnsupportedMedia
+from avatars.errors import (AvatarBusy, AvatarExists, AvatarInUse, InvalidVideo, QueueFull, SourceIncomplete,
+                            UnsupportedMedia)
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
-from avatars.preparation import check_disk_space, video_limits
+from avatars.preparation import check_disk_space, output_warnings, video_limits
 from common.errors import InvalidRequest, NotFound
 from tutors.models import Tutor
 
@@ -128,15 +129,32 @@ def create_avatar(
     validate_avatar_id(avatar_id)
     tutor = _tutor_or_404(tutor_id)
     _check_free(avatar_id)
+    state_before = _file_state(local_path)
     info = probe_video(local_path)
-    check_disk_space(info.as_dict(), extra_bytes=Path(local_path).stat().st_size)  # the stored source too
+    source_bytes = state_before[0]
+    check_disk_space(info.as_dict(), extra_bytes=source_bytes)  # the stored source too
     reservation = jobs.reserve()
     stored_name = None
     try:
         # The copy first, outside any transaction: copying a large upload inside one held the
         # database's write lock for its whole length (a 450 MB upload blocked writes for 0.9 s).
         stored_name = storage.store_source(avatar_id, local_path, original_name)
+        state_after = _file_state(local_path)
+        if state_after != state_before:  # written to while it was probed and copied: a partial copy
+            raise _still_being_written(state_before, state_after)
         with transaction.atomic():
+            superseded = None
+            if tutor is not None:
+                # The tutor's row, locked, as it stands now (not as the request first read it): a
+                # tutor deleted meanwhile takes no new avatar (nothing would outlive it), and the
+                # pending avatar this one replaces is the one named now, even when another new
+                # video raced this one. tutors.services.delete_tutor takes the same lock.
+                locked = Tutor.objects.select_for_update().filter(pk=tutor.pk).values_list(
+                    "avatar_id", "pending_avatar_id").first()
+                if locked is None:
+                    raise NotFound(f"Tutor {tutor.pk} does not exist.", {"field": "tutor_id"})
+                current_id, pending_id = locked
+                superseded = pending_id if pending_id and pending_id != current_id else None
             avatar = Avatar.objects.create(
                 avatar_id=avatar_id,
                 tutor=tutor,
@@ -144,13 +162,14 @@ def create_avatar(
                 source=source,
                 source_file=stored_name,
                 source_name=original_name[:255],
-                video=info.as_dict(),
+                video={**info.as_dict(), "source_bytes": source_bytes},
                 state=AvatarState.QUEUED,
             )
             if tutor is not None:
                 # The newest avatar made for a tutor is the one it switches to when ready; until
                 # then the tutor keeps its current avatar (tutors/receivers.py).
                 Tutor.objects.filter(pk=tutor.pk).update(pending_avatar_id=avatar_id)
+            avatar.superseded_avatar_id = superseded  # for the caller: the replacement this one ends
     except IntegrityError as exc:
         reservation.release()
         if stored_name:
@@ -169,14 +188,43 @@ def create_avatar(
         storage.remove_source(stored_name)
         raise QueueFull("The job queue cannot be reached; try again in a minute.", retry_after_s=60) from exc
     logger.info("avatar %s: queued from %s (%s)", avatar_id, source, original_name)
+    for warning in output_warnings(avatar.video):
+        logger.warning("avatar %s: %s", avatar_id, warning["message"])
     return avatar
+
+
+def _file_state(path: Path) -> tuple[int, int]:
+    facts = Path(path).stat()
+    return facts.st_size, facts.st_mtime_ns
+
+
+def _still_being_written(before: tuple[int, int], after: tuple[int, int]) -> SourceIncomplete:
+    return SourceIncomplete(
+        f"The video file is still being written (it went from {before[0]} to {after[0]} bytes while it was read); "
+        "send the request again once it is complete.", {"size_bytes": after[0]})
+
+
+def wait_until_settled(path: Path) -> None:
+    """A file changed less than AVATAR_IMPORT_SETTLE_S ago is watched until it has been still that
+    long; SourceIncomplete if it changes meanwhile. A recorder's MKV being written was prepared
+    from the 112 of its 625 frames that existed when it was named, without a word."""
+    before = _file_state(path)
+    quiet_s = time.time() - before[1] / 1e9
+    settle_s = settings.AVATAR_IMPORT_SETTLE_S
+    if quiet_s < settle_s:
+        time.sleep(min(settle_s, settle_s - quiet_s))
+        after = _file_state(path)
+        if after != before:
+            raise _still_being_written(before, after)
 
 
 def create_avatar_from_path(*, avatar_id: str, video_path: str, apply_blur: bool = False,
                             tutor_id: int | None = None) -> Avatar:
-    """The seed's POST /v1/avatars: a video already on the server, inside an import folder."""
+    """The seed's POST /v1/avatars: a video already on the server, inside an import folder. A
+    file still being written is refused (SourceIncomplete), here and while it is copied."""
     validate_avatar_id(avatar_id)
     local_path = resolve_import_path(video_path)
+    wait_until_settled(local_path)
     return create_avatar(avatar_id=avatar_id, local_path=local_path, original_name=local_path.name,
                          source=AvatarSource.PATH, apply_blur=apply_blur, tutor_id=tutor_id)
 

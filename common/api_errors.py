@@ -34,6 +34,7 @@ STATUS_BY_CODE = {
     "avatar_in_use": 409,
     "avatar_not_ready": 409,
     "avatar_busy": 409,
+    "source_incomplete": 409,
     "file_too_large": 413,
     "unsupported_media": 415,
     "invalid_video": 422,
@@ -44,6 +45,7 @@ STATUS_BY_CODE = {
     "too_many_viewers": 429,
     "internal_error": 500,
     "queue_full": 503,
+    "speak_busy": 503,
     "insufficient_storage": 507,
     "webrtc_timeout": 504,
 }

@@ -84,3 +84,17 @@ async def refuse(consumer, code: int) -> None:
     the handshake is completed first and the close frame carries the code."""
     await consumer.accept()
     await consumer.close(code=code)
+
+
+class NoSuchSocket:
+    """The last route of the WebSocket router: a path that names no socket (`/ws/nothing/`, a
+    session id in braces, no trailing slash) is accepted and closed with CLOSE_NOT_FOUND, like an
+    unknown session, instead of reaching the server as an error (Channels' router raises on a
+    path it cannot route, which the server answered with an HTTP 500 and a traceback)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": CLOSE_NOT_FOUND})

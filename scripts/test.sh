@@ -39,7 +39,7 @@ if [ "$BACKENDS_READY" = 1 ]; then
   python -m pytest -p no:cacheprovider \
     avatars/tests/test_api_avatars.py avatars/tests/test_seed_client_flow.py avatars/tests/test_consumers.py \
     avatars/tests/test_bad_inputs.py avatars/tests/test_backends.py avatars/tests/test_celery.py sessions_app \
-    webhooks
+    webhooks tutors/tests/test_tutor_races.py
   status=$?
 else
   echo "SKIPPED: the PostgreSQL/Redis run did not happen: $BACKENDS_SKIPPED"

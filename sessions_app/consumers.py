@@ -36,6 +36,10 @@ CLOSE_TOO_MANY_VIEWERS = 4429
 CLOSE_TOO_SLOW = 1013  # "try again later": the viewer could not take the media as fast as it plays
 
 
+class ViewerLeft(Exception):
+    """A send found the viewer's connection gone: a normal leave, not a failure."""
+
+
 class SessionStreamConsumer(AsyncWebsocketConsumer):
     """A session's stream. While its avatar is still being prepared: the preview of another ready
     avatar of the tutor as one video message (time 0), when there is one, and JSON messages
@@ -75,10 +79,19 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.streamer = asyncio.create_task(self._run(look))
 
-    async def disconnect(self, code) -> None:
+    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except OSError as error:  # the server's "client disconnected" (uvicorn's is an OSError)
+            raise ViewerLeft() from error
+
+    def _free_place(self) -> None:
         if self.viewing:
             self.viewing = False
             viewers.leave(self.session_id)
+
+    async def disconnect(self, code) -> None:
+        self._free_place()
         if self.streamer is not None:
             self.streamer.cancel()
         if hasattr(self, "group"):
@@ -116,6 +129,8 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                     look = await self._stream(await database_sync_to_async(AvatarFrames.of)(look.ready))
         except asyncio.CancelledError:
             raise
+        except ViewerLeft:
+            logger.info("stream of session %s: the viewer left", self.session_id)
         except KeyRevoked:
             logger.info("stream of session %s closed: its API key was revoked", self.session_id)
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
@@ -157,6 +172,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
             "audio_rate": rate, "renderer": renderer_description(stage.renderer),
         }))
+        watchdog = asyncio.create_task(self._close_when_behind(viewer))
         loop = asyncio.get_running_loop()
         next_check = loop.time()
         touches = Touches(next_check, at_once=True)
@@ -182,10 +198,6 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                     raise RuntimeError("the avatar's frames cannot be read")
                 elif kind == "failed":
                     raise RuntimeError("the session's stage failed")
-                if viewer.too_slow:
-                    logger.info("stream of session %s closed: the viewer fell behind", self.session_id)
-                    await self.close(code=CLOSE_TOO_SLOW)
-                    return Look(closed=True)
                 now = loop.time()
                 if now >= next_check or self.woken.is_set():
                     next_check = now + CHECK_EVERY_S
@@ -194,7 +206,30 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                     if look is None or look.ready is None or frames_version(look.ready) != frames.version:
                         return look or Look(ended_reason="ended")
         finally:
+            watchdog.cancel()
             stages.leave(stage, viewer)
+
+    async def _close_when_behind(self, viewer: Viewer) -> None:
+        """Close a viewer that fell VIEWER_BACKLOG_LIMIT messages (~4 s) behind, whatever its
+        socket does. The stream's own loop cannot: a viewer that stops reading fills the socket's
+        buffers, and the server then holds `send()` (back-pressure) for as long as the viewer
+        does not read, so a check after the send never ran and four such viewers held every
+        place for good. Here the place is freed first and the stream stopped; the close frame
+        goes out whenever the socket takes it (a viewer that reads again sees 1013), and the
+        server itself drops a connection whose writes stay stalled (SERVER_WS_SEND_STALL_S,
+        tutorplatform/server.py), which ends that wait."""
+        await viewer.behind.wait()
+        logger.info("stream of session %s closed: the viewer fell behind", self.session_id)
+        self._free_place()
+        if self.streamer is not None:
+            self.streamer.cancel()  # this watcher is cancelled with it: nothing below awaits
+        self.closing = asyncio.create_task(self._close_quietly(CLOSE_TOO_SLOW))
+
+    async def _close_quietly(self, code: int) -> None:
+        try:
+            await self.close(code=code)
+        except OSError:  # the connection was dropped first
+            pass
 
     @database_sync_to_async
     def _look(self, touch: bool) -> Look | None:

@@ -107,9 +107,11 @@ def end_session(session_id, reason: str = "ended") -> TutoringSession:
             drop_utterances(session.pk, now)
             if ended:
                 session_ended.send(sender=TutoringSession, session_id=session.session_id, reason=reason)
-        session.refresh_from_db()
         send_to_group(group_name(session.session_id), {"type": "session.ended", "reason": reason})
         logger.info("session %s: ended (%s)", session.session_id, reason)
+        # Read again without refresh_from_db: a tutor deleted meanwhile took the row with it
+        # (that raised DoesNotExist, a 500); the session is then gone: NotFound.
+        session = get_session(session.session_id)
     return session
 
 

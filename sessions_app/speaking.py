@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
+from typing import Iterator
+import unicodedata
 
 import numpy as np
 from django.conf import settings
@@ -32,6 +35,11 @@ logger = logging.getLogger(__name__)
 class QueueFull(ServiceError):
     code = "speak_queue_full"
     retry_after_s = 1
+
+
+class SpeakBusy(ServiceError):
+    code = "speak_busy"
+    retry_after_s = 2
 
 
 class InvalidAudio(ServiceError):
@@ -59,14 +67,61 @@ def preload_voice() -> None:
     threading.Thread(target=load, name="voice-preload", daemon=True).start()
 
 
-def speak_text(session_id, text: str, interrupt: bool = False) -> Utterance:
-    session = _active_session(session_id)
+# Whitespace control characters a typed text may hold; every other control character (NUL among
+# them, which the voice's phonemizer cannot take) and lone surrogates are refused.
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def clean_text(text: str) -> str:
+    """The text to say, stripped; InvalidRequest (400) for an empty or too long text, or one with
+    control characters. The one check of every caller (the API, the staff page, anything later):
+    speak_text applies it."""
     text = (text or "").strip()
     if not text:
         raise InvalidRequest("text: There is nothing to say: the text is empty.")
     if len(text) > settings.SESSION_SPEAK_MAX_CHARS:
         raise InvalidRequest(f"text: At most {settings.SESSION_SPEAK_MAX_CHARS} characters may be said at once "
                              f"(this text has {len(text)}).", {"max_chars": settings.SESSION_SPEAK_MAX_CHARS})
+    for position, char in enumerate(text):
+        if char not in _ALLOWED_CONTROLS and unicodedata.category(char) in ("Cc", "Cs"):
+            raise InvalidRequest(f"text: The text holds a control character (U+{ord(char):04X} at position {position}); "
+                                 "send plain text.", {"position": position})
+    return text
+
+
+_audio_slots: tuple[int, threading.BoundedSemaphore] | None = None
+_audio_slots_lock = threading.Lock()
+
+
+def _slots() -> threading.BoundedSemaphore:
+    global _audio_slots
+    with _audio_slots_lock:
+        size = max(1, settings.SESSION_SPEAK_AUDIO_AT_ONCE)
+        if _audio_slots is None or _audio_slots[0] != size:
+            _audio_slots = (size, threading.BoundedSemaphore(size))
+        return _audio_slots[1]
+
+
+@contextmanager
+def audio_slot() -> Iterator[None]:
+    """One of the SESSION_SPEAK_AUDIO_AT_ONCE places for an audio body: hold it from before the
+    body is read until it is decoded, so that however many arrive, only that many bodies (up to
+    64 MB each, plus their work) are in memory at once. Waits up to SESSION_SPEAK_AUDIO_WAIT_S
+    for a place, then SpeakBusy (503, Retry-After). Four 120 s 192 kHz bodies at once took a
+    server up ~3 GB before."""
+    slots = _slots()
+    if not slots.acquire(timeout=max(0.0, settings.SESSION_SPEAK_AUDIO_WAIT_S)):
+        raise SpeakBusy(f"{settings.SESSION_SPEAK_AUDIO_AT_ONCE} audio bodies are being decoded; "
+                        "send it again in a moment.", {"at_once": settings.SESSION_SPEAK_AUDIO_AT_ONCE})
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def speak_text(session_id, text: str, interrupt: bool = False) -> Utterance:
+    session = _active_session(session_id)
+    text = clean_text(text)
     _refuse_if_full(session, interrupt)
     speech = voice().synthesize(text)
     if len(speech.samples) == 0:

@@ -86,10 +86,14 @@ class Viewer:
     def __init__(self) -> None:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.too_slow = False
+        # Set when the viewer falls VIEWER_BACKLOG_LIMIT messages behind: whoever sends to it
+        # may be stuck in a send the socket's back-pressure holds, so a watcher waits on this.
+        self.behind = asyncio.Event()
 
     def put(self, item) -> None:
         if self.queue.qsize() >= VIEWER_BACKLOG_LIMIT:
             self.too_slow = True
+            self.behind.set()
             return
         self.queue.put_nowait(item)
 

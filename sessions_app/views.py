@@ -73,6 +73,11 @@ def session_speak(request, session_id):
     return JsonResponse(UtteranceSerializer(utterance).data, status=202)
 
 
+# A typed sentence or an SDP offer: a larger body is refused from its Content-Length before it is
+# read (tutorplatform/request_bodies.py).
+session_speak.max_body_bytes = 1024 * 1024
+
+
 @staff_member_required
 @require_POST
 def session_interrupt(request, session_id):
@@ -98,3 +103,6 @@ def session_webrtc(request, session_id):
     except ServiceError as exc:
         return _refusal(exc)
     return JsonResponse(answer)
+
+
+session_webrtc.max_body_bytes = 1024 * 1024

@@ -178,3 +178,22 @@ def write_variable_rate_video(path: str | Path, *, width: int = 640, height: int
         container.mux(packet)
     container.close()
     return (frames // 2 * fast_ms + (frames - frames // 2) * slow_ms) / 1000
+
+
+def write_static_h264(path: str | Path, *, width: int = 1920, height: int = 1080, fps: int = 25,
+                      seconds: float = 10.0) -> None:
+    """An H.264 MP4 of one still picture of the astronaut (a tutor who does not move): a few
+    hundred KB, however many full-size frames it holds."""
+    import av
+
+    frame = render_frame(astronaut_bgr(), np.full((height, width, 3), 90, np.uint8), centred(width, height)(0))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast"}
+        picture = av.VideoFrame.from_ndarray(frame, format="bgr24")
+        for _ in range(round(seconds * fps)):
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

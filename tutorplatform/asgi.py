@@ -13,9 +13,10 @@ http_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from avatars.routing import websocket_urlpatterns as avatar_sockets  # noqa: E402
-from common.socket_auth import SocketAccessMiddleware  # noqa: E402
+from common.socket_auth import NoSuchSocket, SocketAccessMiddleware  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns as session_sockets  # noqa: E402
 from tutorplatform.request_bodies import RequestBodyGuard  # noqa: E402
 from tutorplatform.lifespan import lifespan  # noqa: E402
@@ -24,7 +25,9 @@ application = ProtocolTypeRouter(
     {
         "http": RequestBodyGuard(http_application),
         # Sessions authenticate staff browsers; API clients put ?api_key= in the URL.
-        "websocket": AuthMiddlewareStack(SocketAccessMiddleware(URLRouter(avatar_sockets + session_sockets))),
+        # Any other path is refused cleanly (closed with 4404), never an HTTP 500.
+        "websocket": AuthMiddlewareStack(SocketAccessMiddleware(URLRouter(
+            avatar_sockets + session_sockets + [re_path(r"", NoSuchSocket())]))),
         "lifespan": lifespan,
     }
 )

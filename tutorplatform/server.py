@@ -19,9 +19,12 @@ What uvicorn does not do is added, and nothing more:
   byte (or of the connection opening): uvicorn alone waits forever, so a client that trickles
   headers ("slowloris") would hold a connection for good. `HttpToolsWithHeadTimeout` below, a
   subclass handed to uvicorn's own `http` setting.
-- A request body that stops arriving for SERVER_BODY_IDLE_TIMEOUT_S is answered 408
-  (tutorplatform/request_bodies.py, an ASGI middleware, which also refuses a body larger
-  than the largest upload before reading it).
+- A request body that stops arriving for SERVER_BODY_IDLE_TIMEOUT_S, or arrives slower than
+  SERVER_BODY_MIN_RATE_BYTES_S, is answered 408 (tutorplatform/request_bodies.py, an ASGI
+  middleware, which also refuses a body larger than its endpoint's limit before reading it).
+- A WebSocket whose client stops reading is dropped once its writes have stalled for
+  SERVER_WS_SEND_STALL_S: uvicorn alone holds its sends (even the close) for good.
+  `WebSocketWithSendStallTimeout` below, handed to uvicorn's `ws` setting.
 - A request that is not valid HTTP gets the contract's JSON error body rather than plain text.
 - The process does not wait for a job thread that has not stopped by then: after SIGTERM uvicorn
   ends the process by raising the signal again; after Ctrl-C `main` exits without joining such
@@ -39,6 +42,7 @@ import sys
 import threading
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 logger = logging.getLogger("tutorplatform.server")
 
@@ -95,6 +99,44 @@ class HttpToolsWithHeadTimeout(HttpToolsProtocol):
             self.transport.close()
 
 
+class WebSocketWithSendStallTimeout(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, with a connection whose writes stay stalled dropped. When a
+    client stops reading, the socket's buffers fill and uvicorn pauses every send (back-pressure)
+    until it reads again, for ever; even a close frame waits behind that, and closing the
+    transport waits for its buffer to drain. So when writing stays paused for
+    SERVER_WS_SEND_STALL_S, the connection is aborted: the application hears a disconnect and
+    what it held is freed. (A session stream frees its viewer's place ~4 s behind by itself,
+    sessions_app/consumers.py; this ends the connection too.)"""
+
+    _stall_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall_timer is None:
+            from django.conf import settings
+
+            self._stall_timer = self.loop.call_later(settings.SERVER_WS_SEND_STALL_S, self._send_stalled)
+
+    def resume_writing(self) -> None:
+        self._disarm_stall_timer()
+        super().resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_stall_timer()
+        super().connection_lost(exc)
+
+    def _disarm_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _send_stalled(self) -> None:
+        self._stall_timer = None
+        if not self.writable.is_set():  # still paused (closing it would wait for the buffer to drain)
+            logger.info("dropped a WebSocket whose client stopped reading (%s)", self.client)
+            self.transport.abort()
+
+
 class HideApiKeys(logging.Filter):
     """Access-log lines name the path with its query: an `api_key=` there (WebSocket clients send
     their key so) is written as `api_key=…` instead."""
@@ -118,7 +160,7 @@ def uvicorn_config():
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "9000")),
         http=HttpToolsWithHeadTimeout,
-        ws="websockets-sansio",
+        ws=WebSocketWithSendStallTimeout,
         # No permessage-deflate: the sockets carry JPEG and PCM, which zlib barely shrinks, and
         # compressing them cost 0.35-0.45 of a core per 720p viewer (bench/speak_bench.py: one
         # idle session 0.38-0.47 cores with it, 0.03 without; 2 speaking sessions at 24 fps, not 3).

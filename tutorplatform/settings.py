@@ -273,13 +273,20 @@ LOGIN_REDIRECT_URL = "/staff/"
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900)
 
+# Every app's lines and Django's own errors go to stderr. Django's default sends a 500's
+# traceback ("django.request") to the console only with DEBUG on, and to admins by mail: in
+# production a 500 said "the error was logged" and nothing was written anywhere.
+_APP_LOG = {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "avatars": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.request": {"level": "ERROR"},  # a 500's traceback, not a line per 4xx (the access log has those)
+        **{app: _APP_LOG for app in ("avatars", "sessions_app", "tutors", "tutorplatform", "common")},
     },
 }
 
@@ -354,6 +361,13 @@ AVATAR_REQUEUE_ON_START = env_bool("AVATAR_REQUEUE_ON_START", True)
 AVATAR_JOB_STOP_WAIT_S = env_float("AVATAR_JOB_STOP_WAIT_S", 10.0)
 
 AVATAR_MAX_UPLOAD_BYTES = env_int("AVATAR_MAX_UPLOAD_BYTES", 500 * 1024 * 1024)
+# A video_path file changed less than this long ago is watched that long before it is taken: one
+# still being written (a recorder's MKV) is refused rather than prepared from what exists so far.
+AVATAR_IMPORT_SETTLE_S = env_float("AVATAR_IMPORT_SETTLE_S", 2.0)
+# An avatar whose prepared files are more than this many times its video's size says so in its
+# `warnings` (from the 201 on): a still 1 MB 1080p clip made 1.58 GB of frames. Typical
+# talking-head clips make 15-60 times their size.
+AVATAR_OUTPUT_WARN_RATIO = env_float("AVATAR_OUTPUT_WARN_RATIO", 200.0)
 # What one prepared avatar may take on disk (0: no limit). The input limits alone let a still
 # 1080p clip of 1 MB expand to ~8 GB of frames; 4 GB holds 5 minutes of 720p at 25 fps.
 AVATAR_MAX_OUTPUT_BYTES = env_int("AVATAR_MAX_OUTPUT_BYTES", 4 * 1024**3)
@@ -389,6 +403,13 @@ SERVER_KEEP_ALIVE_S = env_int("SERVER_KEEP_ALIVE_S", 5)
 SERVER_REQUEST_HEAD_TIMEOUT_S = env_float("SERVER_REQUEST_HEAD_TIMEOUT_S", 10.0)
 # A request body that stops arriving for this long is answered 408 request_timeout.
 SERVER_BODY_IDLE_TIMEOUT_S = env_float("SERVER_BODY_IDLE_TIMEOUT_S", 30.0)
+# A body that keeps arriving, but slower than this on average (bytes a second, after a grace of
+# SERVER_BODY_GRACE_S spent waiting for it), is answered 408 too: Apache's mod_reqtimeout
+# default (body=20,MinRate=500). A body trickled a byte every 2 s held a worker for good.
+SERVER_BODY_MIN_RATE_BYTES_S = env_int("SERVER_BODY_MIN_RATE_BYTES_S", 500)
+SERVER_BODY_GRACE_S = env_float("SERVER_BODY_GRACE_S", 20.0)
+# A WebSocket whose writes stay blocked this long (its client stopped reading) is dropped.
+SERVER_WS_SEND_STALL_S = env_float("SERVER_WS_SEND_STALL_S", 10.0)
 # After SIGTERM, requests in flight get this long to finish; then jobs get AVATAR_JOB_STOP_WAIT_S.
 # The two together (25 s) stay inside the usual 30 s a container manager waits before SIGKILL.
 SERVER_GRACEFUL_SHUTDOWN_S = env_int("SERVER_GRACEFUL_SHUTDOWN_S", 15)
@@ -430,6 +451,10 @@ SESSION_SPEAK_MAX_CHARS = env_int("SESSION_SPEAK_MAX_CHARS", 1000)
 SESSION_SPEAK_MAX_AUDIO_S = env_float("SESSION_SPEAK_MAX_AUDIO_S", 120.0)
 # Utterances a session may have waiting to play (past it: 429 speak_queue_full).
 SESSION_MAX_QUEUED_UTTERANCES = env_int("SESSION_MAX_QUEUED_UTTERANCES", 8)
+# Audio bodies decoded at once in one server process (each holds its body, up to 64 MB, plus
+# ~10-40 MB of work), and how long a speak waits for its turn before 503 speak_busy.
+SESSION_SPEAK_AUDIO_AT_ONCE = env_int("SESSION_SPEAK_AUDIO_AT_ONCE", 2)
+SESSION_SPEAK_AUDIO_WAIT_S = env_float("SESSION_SPEAK_AUDIO_WAIT_S", 5.0)
 # Load the voice when the server starts, so the first speak does not wait ~1 s for it.
 SESSION_VOICE_PRELOAD = env_bool("SESSION_VOICE_PRELOAD", True)
 

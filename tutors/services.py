@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from avatars import services as avatar_services
-from avatars.errors import AvatarInUse
+from avatars.errors import AvatarBusy, AvatarExists, AvatarInUse
 from avatars.models import ACTIVE_STATES, Avatar
 from avatars.usage import in_use
 from common.errors import InvalidRequest, NotFound, ServiceError
@@ -78,43 +80,61 @@ def create_tutor(*, name: str, description: str = "", video: Path | None = None,
         except BaseException:
             Tutor.objects.filter(pk=tutor.pk).delete()
             raise
-        tutor.refresh_from_db()
+        tutor = get_tutor(tutor.pk)  # a DELETE may have come in between: 404, not a 500
     logger.info("tutor %s: created%s", tutor.pk, f" with avatar {avatar.avatar_id}" if avatar else "")
     return tutor, avatar
 
 
 def update_tutor(tutor_id: int, *, name: str | None = None, description: str | None = None) -> Tutor:
+    """One conditional update: a tutor deleted meanwhile is NotFound (saving the row read before
+    raised "did not affect any rows", a 500)."""
     changes = {}
     if name is not None:
         changes["name"] = _clean_name(name)
     if description is not None:
         changes["description"] = description
-    tutor = get_tutor(tutor_id)
-    if changes:
-        for field, value in changes.items():
-            setattr(tutor, field, value)
-        tutor.save(update_fields=[*changes, "updated_at"])
-    return tutor
+    if changes and not Tutor.objects.filter(pk=tutor_id).update(**changes, updated_at=timezone.now()):
+        raise NotFound(f"Tutor {tutor_id} does not exist.")
+    return get_tutor(tutor_id)
+
+
+# New avatar ids tried when racing requests take the one picked (each try copies the video again).
+ID_TRIES = 10
 
 
 def replace_video(tutor: Tutor, *, local_path: Path, original_name: str, apply_blur: bool = False) -> Avatar:
     """Start a new avatar for the tutor from a video. The tutor keeps its current avatar (and
     its sessions keep running) until the new one is ready, then switches in one step
     (tutors/receivers.py). A refused file changes nothing; a replacement still being prepared
-    gives way to this newer one."""
+    gives way to this newer one, and is deleted.
+
+    Racing videos for one tutor: the avatar id is reserved by the row's unique key (a request
+    whose id another took first takes the next one), and the replacement superseded is the one
+    the tutor names when this one is written, under the tutor's row lock (avatars.services), so
+    whichever is written last wins and the other is deleted, files and all (two PATCHes 0-20 ms
+    apart left the first one ready, owned by the tutor, used by nothing; or answered
+    `409 avatar_exists` for an id the client never chose). A tutor deleted meanwhile: NotFound,
+    and nothing is left."""
     avatar_services.probe_video(local_path)
-    previous = tutor.pending_avatar_id
-    # The new avatar first: if it is refused (disk, queue), the previous replacement stays.
-    avatar = avatar_services.create_avatar_from_upload(
-        avatar_id=avatar_id_for_video(tutor), local_path=local_path, original_name=original_name,
-        apply_blur=apply_blur, tutor_id=tutor.pk,
-    )
-    if previous and previous != tutor.avatar_id:
-        try:  # the replacement this one supersedes (queued, processing or failed): it would never be used
+    for attempt in range(ID_TRIES):
+        try:
+            # The new avatar first: if it is refused (disk, queue), the previous replacement stays.
+            avatar = avatar_services.create_avatar_from_upload(
+                avatar_id=avatar_id_for_video(tutor), local_path=local_path, original_name=original_name,
+                apply_blur=apply_blur, tutor_id=tutor.pk,
+            )
+            break
+        except AvatarExists:
+            if attempt == ID_TRIES - 1:
+                raise
+    previous = avatar.superseded_avatar_id
+    if previous:
+        try:  # the replacement this one supersedes (queued, processing, failed or even ready): never used
             avatar_services.delete_avatar(previous)
+            logger.info("tutor %s: avatar %s superseded by %s and deleted", tutor.pk, previous, avatar.avatar_id)
         except ServiceError as exc:
             logger.info("tutor %s: superseded avatar %s kept (%s)", tutor.pk, previous, exc.code)
-    tutor.refresh_from_db()
+    tutor = get_tutor(tutor.pk)  # a DELETE may have come in between: 404, not a 500
     logger.info("tutor %s: new video, avatar %s pending (keeps %s until it is ready)",
                 tutor.pk, avatar.avatar_id, tutor.avatar_id or "none")
     return avatar
@@ -128,25 +148,41 @@ def avatars_of(tutor: Tutor) -> list[Avatar]:
 
 def delete_tutor(tutor_id: int, force: bool = False) -> None:
     """Delete the tutor and its avatars. Refused (avatar_in_use) while an active session shows one
-    of them, unless `force`, which ends those sessions first."""
+    of them, unless `force`, which ends those sessions first.
+
+    A new video may arrive while this runs: its avatar is written under the tutor's row lock
+    (avatars.services.create_avatar), which this takes too before the row goes, so either the
+    avatar is there to be seen (and is deleted on the next pass) or the tutor is gone first (and
+    the video is refused with 404). Nothing outlives its tutor."""
     tutor = get_tutor(tutor_id)
-    avatars = avatars_of(tutor)
-    showing: dict[str, list[str]] = {}
-    for avatar in avatars:
-        for kind, ids in in_use(avatar.avatar_id).items():
-            showing.setdefault(kind, []).extend(ids)
-    if showing and not force:
-        count = sum(len(ids) for ids in showing.values())
-        raise AvatarInUse(f"Tutor {tutor_id}'s avatar is shown in {count} active session(s); end them first, "
-                          "or delete with ?force=true to end them.", showing)
-    # Jobs first (a running one stops between two frames), then ready avatars.
-    for avatar in sorted(avatars, key=lambda avatar: avatar.state not in ACTIVE_STATES):
-        try:
-            avatar_services.delete_avatar(avatar.avatar_id, force=force)
-        except NotFound:
-            pass
-    Tutor.objects.filter(pk=tutor_id).delete()
-    logger.info("tutor %s: deleted with %d avatar(s)", tutor_id, len(avatars))
+    deleted = 0
+    for _ in range(ID_TRIES):
+        avatars = avatars_of(tutor)
+        showing: dict[str, list[str]] = {}
+        for avatar in avatars:
+            for kind, ids in in_use(avatar.avatar_id).items():
+                showing.setdefault(kind, []).extend(ids)
+        if showing and not force:
+            count = sum(len(ids) for ids in showing.values())
+            raise AvatarInUse(f"Tutor {tutor_id}'s avatar is shown in {count} active session(s); end them first, "
+                              "or delete with ?force=true to end them.", showing)
+        # Jobs first (a running one stops between two frames), then ready avatars.
+        for avatar in sorted(avatars, key=lambda avatar: avatar.state not in ACTIVE_STATES):
+            try:
+                avatar_services.delete_avatar(avatar.avatar_id, force=force)
+                deleted += 1
+            except NotFound:
+                pass
+        with transaction.atomic():
+            locked = Tutor.objects.select_for_update().filter(pk=tutor_id).first()
+            if locked is None:
+                raise NotFound(f"Tutor {tutor_id} does not exist.")
+            if not avatars_of(locked):
+                locked.delete()
+                logger.info("tutor %s: deleted with %d avatar(s)", tutor_id, deleted)
+                return
+        tutor = locked  # a new video came in meanwhile: its avatar goes on the next pass
+    raise AvatarBusy(f"New videos for tutor {tutor_id} keep arriving while it is deleted; try again.")
 
 
 def current_avatar(tutor: Tutor) -> Avatar | None:

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from avatars import storage
 from avatars.pipeline import mouth_bank
 from avatars.models import Avatar, AvatarState
+from avatars.preparation import output_warnings
 from avatars.services import AVATAR_ID_PATTERN, MAX_WAIT_S
 from common.api_input import MAX_DB_INT, MAX_OFFSET
 
@@ -98,6 +99,7 @@ class AvatarSerializer(serializers.Serializer):
     faces = serializers.DictField(allow_null=True)
     mouth_coverage = serializers.SerializerMethodField()
     size_bytes = serializers.IntegerField(allow_null=True)
+    warnings = serializers.SerializerMethodField()
     preview_url = serializers.SerializerMethodField()
     events_url = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
@@ -125,6 +127,12 @@ class AvatarSerializer(serializers.Serializer):
         if avatar.mouth_coverage:
             return avatar.mouth_coverage
         return mouth_bank.coverage(None) if avatar.state == AvatarState.READY else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_warnings(self, avatar: Avatar) -> list[dict]:
+        """Things to know about the avatar that are not errors: `large_output` when its prepared
+        files are more than AVATAR_OUTPUT_WARN_RATIO times its video's size."""
+        return output_warnings(avatar.video, avatar.size_bytes if avatar.state == AvatarState.READY else None)
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_preview_url(self, avatar: Avatar) -> str:

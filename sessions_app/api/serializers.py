@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
 from avatars.models import Avatar
@@ -76,8 +77,18 @@ class SessionSerializer(serializers.Serializer):
         return self._playing(session)
 
 
+class SpokenTextField(serializers.CharField):
+    """A CharField without DRF's own NUL check: the text's one validation is the service's
+    (speaking.clean_text), so the API and the staff page refuse the same text the same way."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.validators = [validator for validator in self.validators
+                           if not isinstance(validator, ProhibitNullCharactersValidator)]
+
+
 class SpeakSerializer(serializers.Serializer):
-    text = serializers.CharField(allow_blank=True, trim_whitespace=False,
+    text = SpokenTextField(allow_blank=True, trim_whitespace=False,
                                  help_text="What the tutor says (at most SESSION_SPEAK_MAX_CHARS characters).")
     interrupt = serializers.BooleanField(default=False, help_text="Cut what is being said (and drop what waits) first.")
 

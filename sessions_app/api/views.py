@@ -59,23 +59,29 @@ class SessionSpeakView(APIView):
 
     parser_classes = [JSONParser, WavParser]
     wav_max_bytes = 64 * 1024 * 1024  # two minutes of 16-bit stereo at 96 kHz, with room
+    max_body_bytes = wav_max_bytes  # refused from its Content-Length before it is read (tutorplatform/request_bodies.py)
 
     @extend_schema(request={"application/json": SpeakSerializer, "audio/wav": OpenApiTypes.BINARY},
-                   responses={202: UtteranceSerializer, **errors(400, 401, 404, 413, 415, 422, 429)})
+                   responses={202: UtteranceSerializer, **errors(400, 401, 404, 413, 415, 422, 429, 503)})
     def post(self, request, session_id: str):
+        if request.content_type.lower().startswith("audio/"):
+            interrupt = validated(SpeakQuerySerializer, request.query_params)["interrupt"]
+            with speaking.audio_slot():  # before the body is read: it is held in memory until decoded
+                body = self._data(request)
+                body = body if isinstance(body, bytes) else b""  # an empty body parses as {}
+                utterance = speaking.speak_audio(session_id, body, interrupt=interrupt)
+        else:
+            asked = validated(SpeakSerializer, self._data(request))
+            utterance = speaking.speak_text(session_id, asked["text"], interrupt=asked["interrupt"])
+        return Response(UtteranceSerializer(utterance).data, status=status.HTTP_202_ACCEPTED)
+
+    @staticmethod
+    def _data(request):
         try:
-            request.data
+            return request.data
         except UnsupportedMediaType:
             raise speaking.UnsupportedAudio(
                 f"Unsupported media type \"{request.content_type}\": send JSON {{\"text\": ...}} or an audio/wav body.") from None
-        if isinstance(request.data, bytes) or request.content_type.lower().startswith("audio/"):
-            body = request.data if isinstance(request.data, bytes) else b""  # an empty body parses as {}
-            utterance = speaking.speak_audio(session_id, body,
-                                             interrupt=validated(SpeakQuerySerializer, request.query_params)["interrupt"])
-        else:
-            asked = validated(SpeakSerializer, request.data)
-            utterance = speaking.speak_text(session_id, asked["text"], interrupt=asked["interrupt"])
-        return Response(UtteranceSerializer(utterance).data, status=status.HTTP_202_ACCEPTED)
 
 
 class SessionInterruptView(APIView):

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.slow
 TIMEOUTS = {
     "SERVER_REQUEST_HEAD_TIMEOUT_S": "1",
     "SERVER_BODY_IDLE_TIMEOUT_S": "1",
+    "SERVER_BODY_GRACE_S": "3",
+    "SERVER_BODY_MIN_RATE_BYTES_S": "500",
     "SERVER_KEEP_ALIVE_S": "1",
     "SERVER_GRACEFUL_SHUTDOWN_S": "3",
     "AVATAR_JOB_STOP_WAIT_S": "10",
@@ -202,3 +204,64 @@ def test_sigterm_stops_the_server_promptly_and_the_running_job_resumes_at_the_ne
         assert ready["frames_total"] == 1000
     finally:
         again.stop()
+
+
+@pytest.mark.parametrize("path", [
+    "/ws/nothing/", "/ws/sessions/%7B00000000-0000-0000-0000-000000000000%7D/",
+    "/ws/sessions/urn:uuid:00000000-0000-0000-0000-000000000000/",
+    "/ws/sessions/%EF%BC%91%EF%BC%92%EF%BC%93/",  # fullwidth digits
+    "/ws/sessions/00000000-0000-0000-0000-000000000000",  # no trailing slash
+])
+@pytest.mark.parametrize("with_key", [False, True])
+def test_a_socket_path_that_names_no_socket_is_closed_with_4404_not_an_http_500(server, path, with_key):
+    url = server.url.replace("http://", "ws://") + path + (f"?api_key={server.api_key()}" if with_key else "")
+    with websockets.sync.client.connect(url, open_timeout=10) as refused:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            refused.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+    assert "Traceback" not in (server.data_dir / "server.log").read_text()
+
+
+def test_a_body_trickled_below_the_minimum_rate_is_answered_408(server):
+    """A byte every 0.5 s never stops long enough for the idle limit (1 s here), but is far below
+    500 bytes a second: refused once the 3 s grace is spent, not held until it ends."""
+    key = server.api_key()
+    with connect(server) as sock:
+        sock.sendall(b"POST /v1/tutors HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: " + key.encode()
+                     + b"\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n")
+        started = time.monotonic()
+        sock.settimeout(0.5)
+        received = b""
+        while time.monotonic() - started < 15:
+            try:
+                sock.sendall(b" ")
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        waited = time.monotonic() - started
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), received[:200]
+    assert json.loads(body)["details"]["min_rate_bytes_s"] == 500
+    assert 2.5 < waited < 6
+
+
+@pytest.mark.parametrize("path, limit", [
+    ("/v1/sessions/00000000-0000-0000-0000-000000000000/speak", 64 * 1024 * 1024),
+    ("/v1/sessions/00000000-0000-0000-0000-000000000000/webrtc", 2621440),
+])
+def test_a_body_over_its_endpoints_limit_is_refused_from_its_length_before_it_is_read(server, path, limit):
+    key = server.api_key()
+    with connect(server) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+                     f"Content-Type: audio/wav\r\nContent-Length: {limit + 4096}\r\n\r\n".encode())
+        waited, received = closed_after(sock)  # no byte of the body sent
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), received[:200]
+    answer = json.loads(body)
+    assert answer["code"] == "file_too_large" and answer["details"]["max_bytes"] == limit
+    assert waited < 0.9  # answered at once, not after the 1 s body timeout

@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from avatars.api.serializers import StrictBooleanField
-from avatars.models import Avatar
+from avatars.models import Avatar, AvatarState
+from avatars.preparation import output_warnings
 from common.api_input import MAX_OFFSET
 from tutors.models import Tutor
 from tutors.services import MAX_NAME
@@ -42,11 +43,17 @@ class TutorAvatarSerializer(serializers.Serializer):
     error = serializers.DictField(allow_null=True)
     size_bytes = serializers.IntegerField(allow_null=True)
     ready_at = serializers.DateTimeField(allow_null=True)
+    warnings = serializers.SerializerMethodField()
 
     def to_representation(self, avatar: Avatar) -> dict:
         data = super().to_representation(avatar)
         data["progress"] = round(avatar.progress, 1)
         return data
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_warnings(self, avatar: Avatar) -> list[dict]:
+        """As the avatar resource's `warnings` (`large_output`)."""
+        return output_warnings(avatar.video, avatar.size_bytes if avatar.state == AvatarState.READY else None)
 
 
 class TutorSerializer(serializers.Serializer):

@@ -311,3 +311,27 @@ def test_staff_search_edit_replace_and_delete_a_tutor(page, server, face_video):
     assert "were deleted" in page.inner_text("[data-testid=message]")
     page.goto(f"{server.url}/staff/?q=Sofia")
     assert "No tutor matches" in page.inner_text("main")
+
+
+def test_the_say_box_shows_why_a_text_with_a_control_character_is_refused(page, server, face_video):
+    """A NUL in the Say box: the page says what is wrong (it was a 500 page the script could not
+    read, so nothing was shown), and the box keeps the text."""
+    import json
+    import urllib.request
+
+    new_tutor(page, "Grace Hopper", face_video[0])
+    page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)
+    tutor_id = int(page.url.rstrip("/").rsplit("/", 1)[-1])
+    request = urllib.request.Request(f"{server.url}/v1/sessions", method="POST",
+                                     data=json.dumps({"tutor_id": tutor_id, "student_id": 8}).encode(),
+                                     headers={"X-API-Key": server.api_key(), "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        session = json.loads(response.read())
+    page.goto(f"{server.url}/staff/sessions/{session['session_id']}/?transport=websocket")
+    page.evaluate("document.getElementById('say-text').value = 'Hello\\u0000there'")
+    page.click("#say")
+    page.wait_for_function("document.getElementById('say-result').textContent.includes('control character')",
+                           timeout=15_000)
+    assert "U+0000" in page.text_content("#say-result")
+    assert page.eval_on_selector("#say-text", "element => element.value") == "Hello\u0000there"
+    page.screenshot(path=str(ARTIFACTS / "staff-session-say-refused.png"), full_page=True)
