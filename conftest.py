@@ -124,3 +124,33 @@ def picture_named_mp4(video_dir: Path) -> Path:
     path = video_dir / "picture.mp4"
     path.write_bytes(cv2.imencode(".png", astronaut_bgr())[1].tobytes())
     return path
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """Before the test database is dropped: close the connections that threads other than this
+    one left open. The tests' own helper threads (requests sent from threads, `run_in_executor`)
+    go through Django's request cycle, which keeps a connection for CONN_MAX_AGE on PostgreSQL;
+    left open, each kept the test database from being dropped ("being accessed by other users").
+    (The server's own worker threads close theirs: common/db_threads.py.)"""
+    import threading
+    import weakref
+
+    from django.db.backends.signals import connection_created
+
+    opened: weakref.WeakSet = weakref.WeakSet()
+
+    def created(sender, connection, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            opened.add(connection)
+
+    connection_created.connect(created, weak=False)
+    yield
+    connection_created.disconnect(created)
+    for connection in list(opened):
+        if connection.connection is not None:
+            connection.inc_thread_sharing()  # closed from this thread, its opener being done
+            try:
+                connection.close()
+            finally:
+                connection.dec_thread_sharing()

@@ -168,7 +168,7 @@ def create_avatar(
             if tutor is not None:
                 # The newest avatar made for a tutor is the one it switches to when ready; until
                 # then the tutor keeps its current avatar (tutors/receivers.py).
-                Tutor.objects.filter(pk=tutor.pk).update(pending_avatar_id=avatar_id)
+                Tutor.objects.filter(pk=tutor.pk).update(pending_avatar_id=avatar_id, updated_at=timezone.now())
             avatar.superseded_avatar_id = superseded  # for the caller: the replacement this one ends
     except IntegrityError as exc:
         reservation.release()
@@ -270,8 +270,8 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
     if avatar.state in ACTIVE_STATES and not cancel_job(avatar_id, wait_s=10.0):
         logger.warning("avatar %s: its running job did not stop within 10 s; deleting anyway", avatar_id)
     with transaction.atomic():
-        Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
-        Tutor.objects.filter(pending_avatar_id=avatar_id).update(pending_avatar_id=None)
+        Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None, updated_at=timezone.now())
+        Tutor.objects.filter(pending_avatar_id=avatar_id).update(pending_avatar_id=None, updated_at=timezone.now())
         avatar.delete()
     storage.remove_prepared(avatar_id)
     storage.remove_source(avatar.source_file)
@@ -317,8 +317,8 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
             # Its files go now: a tutor showing it has none until the run is ready, then switches
             # back to it, unless a newer video of the tutor is already being prepared.
             Tutor.objects.filter(avatar_id=avatar_id, pending_avatar_id__isnull=True).update(
-                avatar_id=None, pending_avatar_id=avatar_id)
-            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None)
+                avatar_id=None, pending_avatar_id=avatar_id, updated_at=timezone.now())
+            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None, updated_at=timezone.now())
             avatar = Avatar.objects.select_related("tutor").get(pk=avatar.pk)  # the row as queued (a delete may follow)
         # Files exist only for a ready avatar; the new run publishes its own.
         storage.remove_prepared(avatar_id)

@@ -3,6 +3,40 @@
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() {
+  cat <<'TEXT'
+usage: bash scripts/bench.sh [BENCHMARK] [OPTIONS]
+
+Installs the test dependencies and an ffmpeg binary (requirements-bench.txt) into .venv, then
+runs one benchmark (bench/). Each prints its figures; README.md, "Benchmark", lists those
+measured here. Times are on a 2-core machine.
+
+  pipeline   (default, ~5 min) preparing a 20 s and a 60 s 720p clip: decode-only fps, ffmpeg's
+             frame extraction, preparation fps blur off and on, CPU per frame, peak memory
+  detectors  (~1.5 min) YuNet against the Haar cascade on real people's faces: recall,
+             false faces, CPU per search
+  stream     (~1 min) a real server's session stream: frames per second to one and to four
+             viewers, and the server's memory
+  speak      (~4 min) speaking sessions: speak to the first moving mouth, lip-sync,
+             sessions speaking at once, interrupt to silence
+  webrtc     (~11 min; --quick ~6 min) the same over WebRTC with aiortc viewers: latency,
+             audio/video offset and drift at the receiver, CPU per viewer, viewers per machine
+  load       (1-4 min) API latency (p50/p99) idle and while a 720p job runs
+  priority   (up to ~6 min) a job's speed at each AVATAR_JOB_PRIORITY while the cores are busy
+  speak-memory  (~1 min) a real server's memory with the largest WAV speak bodies, one and four at once
+  mouth VIDEO  (~1 min for 200 s of video) the tutor's own mouth against the drawn one on any
+             talking video: held-out reconstruction (PSNR, SSIM, sharpness ratio), cost per
+             frame, a strip of true, rendered and drawn mouths (--scale 2 for small footage)
+TEXT
+}
+
+case "${1:-pipeline}" in
+  -h|--help|help) usage; exit 0 ;;
+  pipeline|detectors|stream|load|priority|speak|speak-memory|webrtc|mouth) ;;
+  *) usage >&2; exit 2 ;;
+esac
+
 source scripts/venv.sh
 install_requirements requirements-bench.txt
 case "${1:-pipeline}" in
@@ -15,5 +49,4 @@ case "${1:-pipeline}" in
   speak-memory) python bench/speak_memory_bench.py ;;
   webrtc) python bench/webrtc_bench.py "${@:2}" ;;
   mouth) python bench/mouth_bench.py "${@:2}" ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak|speak-memory|webrtc|mouth VIDEO]" >&2; exit 2 ;;
 esac

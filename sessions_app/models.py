@@ -13,6 +13,16 @@ class SessionState(models.TextChoices):
     ENDED = "ended"
 
 
+# Why a session ended (`end_reason`), in words for people; the API and the pages keep the code.
+END_REASON_WORDS = {
+    "ended": "ended through the API",
+    "ended_by_staff": "ended by staff",
+    "idle": "no request and no viewer for too long",
+    "avatar_failed": "its avatar could not be made",
+    "avatar_deleted": "its avatar was deleted",
+}
+
+
 class TutoringSession(models.Model):
     session_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tutor = models.ForeignKey("tutors.Tutor", on_delete=models.CASCADE, related_name="sessions")

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from channels.db import database_sync_to_async
 
+from common.db_threads import in_worker_thread
 from sessions_app import speaking
 from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
 from sessions_app.speech.audio import resample
@@ -54,8 +54,8 @@ VIEWER_BACKLOG_LIMIT = 200
 def _in_thread(function):
     """A database call from the stage, in a worker thread of its own: not the thread-sensitive
     executor, which a stage cancelled while its socket closes could wait on for ever (seen under
-    the test client, whose main thread serves that executor)."""
-    return database_sync_to_async(function, thread_sensitive=False)
+    the test client, whose main thread serves that executor); its connection closed after it."""
+    return in_worker_thread(function)
 
 
 _render_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render")

@@ -1,9 +1,12 @@
 from django.urls import path
 
+import common.url_converters  # noqa: F401  (the "id" converter)
+
 from sessions_app import views
 
 urlpatterns = [
     path("sessions/", views.session_list, name="staff-sessions"),
+    path("tutors/<id:tutor_id>/session", views.session_start, name="staff-session-start"),
     path("sessions/<uuid:session_id>/", views.session_detail, name="staff-session"),
     path("sessions/<uuid:session_id>/end", views.session_end, name="staff-session-end"),
     path("sessions/<uuid:session_id>/speak", views.session_speak, name="staff-session-speak"),

@@ -14,13 +14,16 @@ from django.views.decorators.http import require_POST
 from common.api_errors import STATUS_BY_CODE, error_body
 from common.errors import ServiceError
 from common.paging import page_of
+from avatars.models import Avatar
 from sessions_app import services, speaking
 from sessions_app.api.serializers import UtteranceSerializer
-from sessions_app.models import TutoringSession
+from sessions_app.models import END_REASON_WORDS, TutoringSession
 from sessions_app.webrtc.signalling import answer_offer
 
 
 PAGE_SIZE = 25
+# The student of a session a staff member starts from a tutor's page, to see the tutor speak.
+STAFF_TEST_STUDENT_ID = 0
 
 
 def _refusal(exc: ServiceError) -> JsonResponse:
@@ -36,8 +39,29 @@ def session_list(request):
     services.end_idle_sessions()
     sessions = TutoringSession.objects.select_related("tutor").order_by("-created_at", "-pk")
     number, paging = page_of(request, sessions.count(), PAGE_SIZE)
-    shown = sessions[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
+    shown = list(sessions[(number - 1) * PAGE_SIZE:number * PAGE_SIZE])
+    _with_shown_state(shown)
     return render(request, "staff/session_list.html", {"sessions": shown, "paging": paging})
+
+
+def _with_shown_state(sessions: list[TutoringSession]) -> None:
+    """Each session's state as clients see it (`waiting` while its avatar is prepared), in one query."""
+    states = dict(Avatar.objects.filter(avatar_id__in={session.avatar_id for session in sessions})
+                  .values_list("avatar_id", "state"))
+    for session in sessions:
+        session.shown_state = services.shown_state(session, states.get(session.avatar_id))
+
+
+@staff_member_required
+@require_POST
+def session_start(request, tutor_id: int):
+    """The tutor page's "Start a session": a session with the staff test student, then its page."""
+    try:
+        session = services.create_session(tutor_id=tutor_id, student_id=STAFF_TEST_STUDENT_ID)
+    except ServiceError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
+        return redirect("staff-tutor", tutor_id=tutor_id)
+    return redirect("staff-session", session_id=session.session_id)
 
 
 @staff_member_required
@@ -56,9 +80,11 @@ def session_detail(request, session_id):
     session = services.session_or_none(session_id)
     if session is None:
         raise Http404("No such session")
+    _with_shown_state([session])
     return render(request, "staff/session_detail.html",
                   {"session": session, "max_chars": settings.SESSION_SPEAK_MAX_CHARS,
-                   "ice_servers": settings.SESSION_WEBRTC_ICE_SERVERS})
+                   "ice_servers": settings.SESSION_WEBRTC_ICE_SERVERS, "end_reasons": END_REASON_WORDS,
+                   "test_student_id": STAFF_TEST_STUDENT_ID})
 
 
 @staff_member_required

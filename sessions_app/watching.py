@@ -8,10 +8,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
+from common.db_threads import in_worker_thread
 from sessions_app import services
 from sessions_app.frames import AvatarFrames, avatar_material
 from sessions_app.models import SessionState
@@ -140,6 +140,6 @@ async def join_stage(session_id: str, frames: AvatarFrames, viewer) -> Stage:
     renderer is made here (only the viewer that starts a stage reads the avatar's material)."""
     renderer = None
     if stages.running(session_id, frames) is None:
-        renderer = await database_sync_to_async(make_renderer, thread_sensitive=False)(frames)
+        renderer = await in_worker_thread(make_renderer)(frames)
     # No await between the look above (when a stage ran) and join: it is still running.
     return stages.join(session_id, frames, renderer, settings.SESSION_AUDIO_RATE, viewer)

@@ -1,12 +1,13 @@
 from django import forms
 
+from avatars.pipeline.video import ACCEPTED_FORMATS
 from tutors.models import Tutor
 
 
 class AvatarVideoForm(forms.Form):
     video = forms.FileField(
         required=False, label="Avatar video",
-        help_text="A short clip (a few seconds to a few minutes) of the tutor facing the camera: MP4, MOV, WebM.",
+        help_text=f"A short clip (a few seconds to a few minutes) of the tutor facing the camera: {ACCEPTED_FORMATS}.",
         widget=forms.ClearableFileInput(attrs={"accept": "video/*"}),
     )
     apply_blur = forms.BooleanField(required=False, label="Blur background")

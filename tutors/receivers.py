@@ -17,6 +17,7 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
+from django.utils import timezone
 
 from avatars.models import AvatarState
 from avatars.signals import avatar_finished
@@ -39,7 +40,10 @@ def switch_to_ready_avatar(sender, *, avatar_id: str, tutor_id: int | None, stat
                         tutor_id, avatar_id, tutor.pending_avatar_id)
             return
         old_avatar_id = tutor.avatar_id
-        Tutor.objects.filter(pk=tutor_id).update(avatar_id=avatar_id, pending_avatar_id=None)
+        # Conditional on what was read: a newer video named meanwhile keeps the tutor as it is.
+        if not Tutor.objects.filter(pk=tutor_id, pending_avatar_id=tutor.pending_avatar_id).update(
+                avatar_id=avatar_id, pending_avatar_id=None, updated_at=timezone.now()):
+            return
     if old_avatar_id in (None, avatar_id):
         logger.info("tutor %s: avatar %s ready", tutor_id, avatar_id)
         return

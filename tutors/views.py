@@ -14,6 +14,9 @@ from django.views.decorators.http import require_POST
 
 from avatars import services as avatar_services
 from avatars.errors import FileTooLarge
+from avatars.models import ACTIVE_STATES, AvatarState
+from avatars.pipeline.prepare import STAGE_WORDS
+from avatars.pipeline.verdicts import SAME_VIDEO_FAILS_AGAIN
 from avatars.uploads import SizeLimitUploadHandler, local_copy
 from common.errors import ServiceError
 from common.paging import page_of
@@ -97,11 +100,18 @@ def _tutor_create(request):
 def tutor_detail(request, tutor_id: int):
     tutor = get_object_or_404(Tutor, pk=tutor_id)
     pending = services.pending_avatar(tutor)
+    current = services.current_avatar(tutor)
+    avatar = pending or current
     # The card follows the avatar being made from the newest video, when there is one; the
     # tutor's ready avatar is named above it and stays in use until the new one is ready.
     return render(request, "staff/tutor_detail.html", {
-        "tutor": tutor, "avatar": pending or services.current_avatar(tutor), "pending": pending,
-        "video_form": AvatarVideoForm(),
+        "tutor": tutor, "avatar": avatar, "pending": pending, "video_form": AvatarVideoForm(),
+        # A refusal about the video itself would only repeat: the page offers another video.
+        "same_video_fails_again": bool(avatar and avatar.error_code in SAME_VIDEO_FAILS_AGAIN),
+        "same_video_codes": sorted(SAME_VIDEO_FAILS_AGAIN), "stage_names": STAGE_WORDS,
+        # A session shows the ready avatar, or waits for one being prepared (as the API allows).
+        "can_start_session": bool((current and current.state == AvatarState.READY)
+                                  or (pending and pending.state in ACTIVE_STATES)),
     })
 
 

@@ -35,16 +35,29 @@ def _wait_seconds(request) -> float:
     return validated(WaitQuerySerializer, request.query_params)["wait"]
 
 
-def _created(avatar, message: str, wait_s: float, callback_url: str | None) -> Response:
+def _created(avatar, how: str, wait_s: float, callback_url: str | None) -> Response:
     """The seed's 201: the avatar resource plus status/message/mock, optionally after ?wait=N;
-    with a callback_url, its `callback_secret` (shown this once)."""
+    the message says the state the answer carries; with a callback_url, its `callback_secret`
+    (shown this once)."""
     callback_secret = callbacks.register(callback_url, avatar_id=avatar.avatar_id)  # before waiting: it may be ready
     if wait_s:
         avatar = services.wait_for_avatar(avatar, wait_s)
-    body = AvatarCreatedSerializer(avatar, context={"message": message}).data
+    body = AvatarCreatedSerializer(avatar, context={"message": _created_message(avatar, how)}).data
     if callback_secret:
         body["callback_secret"] = callback_secret
     return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _created_message(avatar, how: str) -> str:
+    name = f"Avatar '{avatar.avatar_id}' {how}"
+    if avatar.state == AvatarState.READY:
+        return f"{name}; it is ready."
+    if avatar.state == AvatarState.FAILED:
+        code = avatar.error_code or "failed"
+        return f"{name}; it failed ({code}): {avatar.error_message or 'see error'}"
+    if avatar.state == AvatarState.CANCELLED:
+        return f"{name}; it was cancelled."
+    return f"{name}; it is being prepared."
 
 
 class AvatarListCreateView(APIView):
@@ -64,7 +77,7 @@ class AvatarListCreateView(APIView):
         data = validated(CreateFromPathSerializer, request.data)
         callback_url = callbacks.read(request.data)
         avatar = services.create_avatar_from_path(**data)
-        return _created(avatar, f"Avatar '{avatar.avatar_id}' accepted; it is being prepared.", wait_s, callback_url)
+        return _created(avatar, "accepted", wait_s, callback_url)
 
 
 class AvatarUploadView(APIView):
@@ -89,7 +102,7 @@ class AvatarUploadView(APIView):
             avatar = services.create_avatar_from_upload(
                 local_path=local_path, original_name=upload.name or "video", **data
             )
-        return _created(avatar, f"Avatar '{avatar.avatar_id}' uploaded; it is being prepared.", wait_s, callback_url)
+        return _created(avatar, "uploaded", wait_s, callback_url)
 
 
 class AvatarDetailView(APIView):

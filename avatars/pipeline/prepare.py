@@ -52,6 +52,8 @@ MANIFEST_VERSION = 3
 
 # Share of the overall progress (percent) each stage starts and ends at.
 _STAGE_SPAN = {"probe": (0.0, 1.0), "frames": (1.0, 98.0), "finalize": (98.0, 100.0)}
+# The stages in words, for people (the staff pages); the API says the codes above.
+STAGE_WORDS = {"probe": "checking the video", "frames": "tracking the face", "finalize": "publishing the files"}
 
 ProgressCallback = Callable[[str, int, int], None]
 CancelCheck = Callable[[], bool]

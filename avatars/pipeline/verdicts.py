@@ -23,6 +23,15 @@ import numpy as np
 from avatars.pipeline.detect import FaceBox
 from avatars.pipeline.errors import PipelineError
 
+# Refusals that reprocessing the same video would only repeat: they say something about the
+# video itself (its faces, its length, its frames), so the help is another video. The others
+# (insufficient_storage, write_failed, internal_error, a cancelled run) may pass on a second run.
+SAME_VIDEO_FAILS_AGAIN = frozenset({
+    "multiple_faces", "no_face", "face_too_small", "incomplete_video", "output_too_large",
+    "not_a_video", "unreadable_video", "too_short", "too_long", "resolution_too_low",
+    "resolution_too_high", "video_too_large",
+})
+
 
 @dataclass
 class FaceCounts:

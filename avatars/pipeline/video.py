@@ -16,6 +16,9 @@ from avatars.pipeline.errors import PipelineError
 # else (a picture, a PDF, text) is refused before FFmpeg is asked, because FFmpeg happily opens
 # a single JPEG or PNG as a one-frame "video".
 _MPEG_TS_PACKET = 188
+# The formats named to people: the upload field's hint and the refusal of a file that is not a
+# video both say this list, so they never disagree.
+ACCEPTED_FORMATS = "MP4, MOV, WebM, MKV or AVI"
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -97,7 +100,7 @@ def probe(path: str | os.PathLike, limits: VideoLimits) -> VideoInfo:
     if container is None:
         raise PipelineError(
             "not_a_video",
-            "The file is not a video. Upload an MP4, MOV, WebM, MKV or AVI recording of the tutor.",
+            f"The file is not a video. Upload a recording of the tutor: {ACCEPTED_FORMATS}.",
         )
     capture = open_capture(path)
     try:

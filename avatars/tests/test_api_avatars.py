@@ -82,12 +82,26 @@ def test_create_with_wait_answers_with_the_ready_avatar(client_with_key, isolate
     assert response.status_code == 201
     body = response.json()
     assert body["state"] == "ready" and body["progress"] == 100.0 and body["ready_at"]
+    assert body["message"] == "Avatar 'a1' accepted; it is ready."  # the message says the state answered
     assert body["faces"] == {"detected_ratio": 1.0, "crop_size": 256}
     prepared = Path(body["avatar_path"])
     assert len(list((prepared / "full_imgs").iterdir())) == 50
     assert (prepared / "coords.pkl").is_file() and (prepared / "avatar.json").is_file()
     # The source in the import folder is copied, never moved.
     assert path.exists()
+
+
+def test_wait_on_a_video_that_fails_says_it_failed(client_with_key, no_face_video):
+    with open(no_face_video, "rb") as video:
+        response = client_with_key.post("/v1/avatars/upload?wait=60", {"avatar_id": "nf", "video_file": video},
+                                        format="multipart")
+    body = response.json()
+    assert response.status_code == 201 and body["state"] == "failed"
+    assert body["message"].startswith("Avatar 'nf' uploaded; it failed (no_face): ")
+    with open(no_face_video, "rb") as video:
+        quick = client_with_key.post("/v1/avatars/upload", {"avatar_id": "nf2", "video_file": video},
+                                     format="multipart").json()
+    assert quick["state"] == "queued" and quick["message"] == "Avatar 'nf2' uploaded; it is being prepared."
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,9 @@ class SessionSerializer(serializers.Serializer):
     stream_url = serializers.CharField(read_only=True)
     speaking = serializers.SerializerMethodField()
     utterance_id = serializers.SerializerMethodField()
+    queued_utterances = serializers.IntegerField(
+        help_text="Utterances waiting to be said. They play only while someone watches the session's "
+                  "stream: spoken to a session nobody watches, they wait here until a viewer comes.")
 
     def _avatar_state(self, session) -> str | None:
         if not hasattr(session, "_avatar_state"):

@@ -69,6 +69,7 @@ def test_speak_text_answers_202_with_the_utterance_and_its_duration(client_with_
     assert utterance.sample_count == round(body["duration_s"] * 24000, -1) or abs(utterance.duration_s - body["duration_s"]) < 0.001
     session = client_with_key.get(f"/v1/sessions/{session_id}").json()
     assert session["speaking"] is False and session["utterance_id"] is None  # nobody watches: it waits
+    assert session["queued_utterances"] == 1  # ... and the session resource says so
 
 
 def test_speak_audio_takes_a_wav_at_any_common_rate_and_channel_count(client_with_key, session_id):

@@ -28,12 +28,12 @@ import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from avatars import storage
 from common.channels import remember_server_loop, server_loop
+from common.db_threads import in_worker_thread
 from sessions_app import services
 from sessions_app.frames import AvatarFrames, frames_version
 from sessions_app.speech.clock import frame_samples, pts_us
@@ -137,7 +137,7 @@ class SessionPeer:
             self.woken.set()
 
     async def _look(self, touch: bool) -> Look | None:
-        return await database_sync_to_async(look_at, thread_sensitive=False)(self.session_id, touch, self.allowed)
+        return await in_worker_thread(look_at)(self.session_id, touch, self.allowed)
 
     async def _run(self) -> None:
         try:
@@ -150,7 +150,7 @@ class SessionPeer:
                 if look.ready is None:
                     look = await self._wait(look)
                 else:
-                    look = await self._stream(await database_sync_to_async(AvatarFrames.of, thread_sensitive=False)(look.ready))
+                    look = await self._stream(await in_worker_thread(AvatarFrames.of)(look.ready))
         except asyncio.CancelledError:
             raise
         except KeyRevoked:
@@ -195,7 +195,7 @@ class SessionPeer:
     async def _wait(self, look: Look) -> Look:
         """While the avatar is being prepared: a still of the tutor (or black) and silence, on the
         timeline the avatar's media then continues; the JSON "waiting" event on every change."""
-        picture = await database_sync_to_async(_waiting_picture, thread_sensitive=False)(look.still_of)
+        picture = await in_worker_thread(_waiting_picture)(look.still_of)
         self.feed.new_segment()
         rate = self.feed.rate
         loop = asyncio.get_running_loop()

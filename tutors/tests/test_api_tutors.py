@@ -216,3 +216,30 @@ def test_deleting_a_tutor_mid_job_stops_the_job_and_keeps_nothing(client_with_ke
     assert jobs.backend().wait_idle(30)
     assert Tutor.objects.count() == 0 and Avatar.objects.count() == 0
     assert files_under(isolated_storage / "media") == [] and files_under(isolated_storage / "avatars") == []
+
+
+def test_updated_at_moves_with_a_new_name_a_new_video_and_the_switch(client_with_key, face_video, gate_jobs):
+    gate_jobs.set()
+    tutor = ready_tutor(client_with_key, face_video[0])
+    stamps = [tutor["updated_at"]]
+
+    def changed_since_last() -> dict:
+        time.sleep(0.01)
+        return client_with_key.get(f"/v1/tutors/{tutor['id']}").json()
+
+    renamed = client_with_key.patch(f"/v1/tutors/{tutor['id']}", {"name": "Ada L."}, format="json").json()
+    assert renamed["updated_at"] > stamps[-1]
+    stamps.append(renamed["updated_at"])
+    gate_jobs.clear()  # hold the new video's job: the tutor names it pending, then switches
+    time.sleep(0.01)
+    assert client_with_key.patch(f"/v1/tutors/{tutor['id']}", {"avatar_video": video_file(face_video[0])},
+                                 format="multipart").status_code == 200
+    pending = changed_since_last()
+    assert pending["pending_avatar"] is not None and pending["updated_at"] > stamps[-1]
+    stamps.append(pending["updated_at"])
+    time.sleep(0.01)
+    gate_jobs.set()
+    assert jobs.backend().wait_idle(60)
+    switched = changed_since_last()
+    assert switched["avatar_id"].endswith("_2") and switched["pending_avatar"] is None
+    assert switched["updated_at"] > stamps[-1]

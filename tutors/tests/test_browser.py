@@ -81,7 +81,8 @@ def test_staff_create_a_tutor_and_watch_the_avatar_become_ready(page, face_video
     assert page.inner_text("#percent") == "100.0%"
     assert page.eval_on_selector("#progress-bar", "bar => bar.style.width") == "100%"
     page.wait_for_function("document.getElementById('preview').complete && document.getElementById('preview').naturalWidth > 0")
-    assert page.inner_text("#channel") == "live"  # progress came over the WebSocket
+    assert page.eval_on_selector("#channel", "line => line.dataset.via") == "socket"  # progress came over the WebSocket
+    assert page.inner_text("#channel") == ""  # and the page says nothing about it
     assert page.inner_text("#tutor-avatar-id").startswith("avatar_tutor_")
     page.wait_for_timeout(500)  # let the bar's animation finish before the picture
     page.screenshot(path=str(ARTIFACTS / "staff-avatar-ready.png"), full_page=True)
@@ -101,7 +102,8 @@ def test_a_video_without_a_face_shows_the_named_error_and_its_advice(page, no_fa
     page.wait_for_function("document.getElementById('state').textContent === 'failed'", timeout=60_000)
     assert page.inner_text("#error-code") == "no_face"
     assert "facing the camera" in page.inner_text("#error-message")
-    assert page.is_visible("#reprocess")
+    # The same video would fail again: another video is offered, not a reprocess.
+    assert page.is_visible("#try-another") and not page.is_visible("#reprocess")
     page.screenshot(path=str(ARTIFACTS / "staff-avatar-no-face.png"), full_page=True)
 
 
@@ -180,8 +182,9 @@ def test_staff_type_what_the_tutor_says_and_hear_and_see_it_said(page, server, f
     silent_changes = [mouth_change() for _ in range(3)]
     page.fill("#say-text", "Hello! Let us look at fractions together, one small step at a time.")
     page.click("#say")
-    page.wait_for_function("document.getElementById('say-result').textContent.startsWith('queued')", timeout=10_000)
+    page.wait_for_function("document.getElementById('say-result').dataset.utterance", timeout=10_000)  # accepted
     page.wait_for_function("document.getElementById('speech-state').textContent === 'speaking'", timeout=10_000)
+    assert not page.inner_text("#say-result").startswith("queued")  # said: no longer "queued (… s)"
     levels, changes = [], []
     for _ in range(12):
         levels.append(page.evaluate("window.sessionPlayer.level()"))

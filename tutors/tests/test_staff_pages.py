@@ -176,7 +176,7 @@ def test_logout_and_the_home_page(staff_client):
     home = Client().get("/").content.decode()
     assert 'href="/staff/"' in home and 'href="/api/docs/"' in home and 'href="/docs/api.md"' in home
     contract = Client().get("/docs/api.md")
-    assert contract.status_code == 200 and contract["Content-Type"].startswith("text/markdown")
+    assert contract.status_code == 200 and contract["Content-Type"].startswith("text/html")
     assert "/v1/tutors" in contract.content.decode()
     assert staff_client.post("/staff/logout").status_code == 302
     assert staff_client.get("/staff/").status_code == 302  # logged out: back to the login
