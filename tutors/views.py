@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from avatars import services as avatar_services
 from avatars.errors import FileTooLarge
 from avatars.models import ACTIVE_STATES, AvatarState
+from avatars.pipeline import mouth_bank
 from avatars.pipeline.prepare import STAGE_WORDS
 from avatars.pipeline.verdicts import SAME_VIDEO_FAILS_AGAIN
 from avatars.uploads import SizeLimitUploadHandler, local_copy
@@ -70,7 +71,7 @@ def tutor_create(request):
         return _tutor_create(request)
     except FileTooLarge as exc:
         messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
-        return render(request, "staff/tutor_form.html", {"form": TutorForm()}, status=413)
+        return render(request, "staff/tutor_form.html", {"form": TutorForm(), "passage": READING_PASSAGE}, status=413)
 
 
 @csrf_protect
@@ -91,9 +92,10 @@ def _tutor_create(request):
                                                  description=form.cleaned_data["description"])
         except ServiceError as exc:
             messages.error(request, f"{exc.code}: {exc.message}", extra_tags=exc.code)
-            return render(request, "staff/tutor_form.html", {"form": form}, status=400)
+            return render(request, "staff/tutor_form.html", {"form": form, "passage": READING_PASSAGE}, status=400)
         return _go_to(request, reverse("staff-tutor", kwargs={"tutor_id": tutor.pk}))
-    return render(request, "staff/tutor_form.html", {"form": form}, status=400 if request.method == "POST" else 200)
+    return render(request, "staff/tutor_form.html", {"form": form, "passage": READING_PASSAGE},
+                  status=400 if request.method == "POST" else 200)
 
 
 @staff_member_required
@@ -112,7 +114,19 @@ def tutor_detail(request, tutor_id: int):
         # A session shows the ready avatar, or waits for one being prepared (as the API allows).
         "can_start_session": bool((current and current.state == AvatarState.READY)
                                   or (pending and pending.state in ACTIVE_STATES)),
+        "coverage": _coverage(avatar), "passage": READING_PASSAGE,
     })
+
+
+# What the tutor reads aloud while recorded, and why: shown where a video is uploaded.
+READING_PASSAGE = {"text": mouth_bank.PASSAGE, "why": mouth_bank.PASSAGE_WHY}
+
+
+def _coverage(avatar) -> dict | None:
+    """The mouth coverage of a ready avatar (an avatar prepared before lip shapes: 'unmeasured')."""
+    if avatar is None or avatar.state != AvatarState.READY:
+        return None
+    return avatar.mouth_coverage or mouth_bank.coverage(None)
 
 
 @csrf_exempt

@@ -180,3 +180,21 @@ def test_logout_and_the_home_page(staff_client):
     assert "/v1/tutors" in contract.content.decode()
     assert staff_client.post("/staff/logout").status_code == 302
     assert staff_client.get("/staff/").status_code == 302  # logged out: back to the login
+
+
+def test_upload_forms_show_the_passage_to_read_and_the_tutor_page_shows_the_mouth_coverage(staff_client, face_video):
+    from avatars.pipeline import mouth_bank
+
+    new_form = staff_client.get("/staff/tutors/new").content.decode()
+    assert mouth_bank.PASSAGE in new_form and "read this aloud" in new_form
+    staff_client.post("/staff/tutors/new", {"name": "Quiet", "video": video_upload(face_video[0])})
+    assert jobs.backend().wait_idle(60)
+    tutor = Tutor.objects.get(name="Quiet")
+    page = staff_client.get(f"/staff/tutors/{tutor.pk}/").content.decode()
+    # The generated face never opens its mouth: judged silent, with advice a staff member can act on.
+    coverage = Avatar.objects.get(avatar_id=tutor.avatar_id).mouth_coverage
+    assert coverage["verdict"] == "silent"
+    assert 'id="mouth-coverage"' in page and "silent" in page and "Record them reading the passage" in page
+    assert "a drawn mouth (the fallback)" in page
+    assert page.count(mouth_bank.PASSAGE) == 1  # the upload card shows it too
+    assert "closed lips (m, b, p)" in page
