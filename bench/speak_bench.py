@@ -735,10 +735,12 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
     return report
 
 
-def bench_main(title: str, measure, prefix: str, extra_env: dict[str, str] | None = None) -> None:
-    """What a speaking-session bench does around its measures: a 10 s 720p clip, a real server in a
-    data folder of its own, the clip prepared through the API; then `await measure(server, api,
-    tutor_id)` (its report lines), printed under `title`. The data folder is kept when it fails."""
+def bench_main(title: str, measure, prefix: str, extra_env: dict[str, str] | None = None,
+               video: Path | None = None) -> None:
+    """What a speaking-session bench does around its measures: a 10 s 720p clip (or `video`), a
+    real server in a data folder of its own, the clip prepared through the API; then `await
+    measure(server, api, tutor_id)` (its report lines), printed under `title`. The data folder is
+    kept when it fails."""
     from testsupport.live_server import start_live_server
     from testsupport.videos import drifting, write_face_video
 
@@ -750,9 +752,13 @@ def bench_main(title: str, measure, prefix: str, extra_env: dict[str, str] | Non
     import django
 
     django.setup()
-    print("writing a 10 s 720p clip, starting a server, preparing an avatar from the clip ...", flush=True)
-    clip = data_dir / "tutor.mp4"
-    write_face_video(clip, width=1280, height=720, seconds=10, motion=drifting(1280, 720))
+    if video is None:
+        print("writing a 10 s 720p clip, starting a server, preparing an avatar from the clip ...", flush=True)
+        clip = data_dir / "tutor.mp4"
+        write_face_video(clip, width=1280, height=720, seconds=10, motion=drifting(1280, 720))
+    else:
+        print(f"starting a server, preparing an avatar from {video} ...", flush=True)
+        clip = video
     server = start_live_server(data_dir, extra_env=extra_env)
     try:
         api = Api(server.url, server.api_key())
@@ -773,7 +779,20 @@ def bench_main(title: str, measure, prefix: str, extra_env: dict[str, str] | Non
 
 
 def main() -> None:
-    bench_main("speak benchmark report", run, "speak-bench-")
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Speaking sessions: latency, lip-sync, concurrency, interrupt.")
+    parser.add_argument("--video", type=Path, help="the tutor's video (default: a generated 10 s 720p face, "
+                        "which has no mouth to speak from: the animator draws it)")
+    parser.add_argument("--talking", action="store_true",
+                        help="a real talking tutor: 30 s of the talking test video at 720p (fetched when needed)")
+    args = parser.parse_args()
+    video = args.video
+    if args.talking:
+        from testsupport.talking_footage import talking_clip
+
+        video = talking_clip(95, 30, scale=2.5, pad_to=(1280, 720))
+    bench_main("speak benchmark report", run, "speak-bench-", video=video)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ measured here. Times are on a 2-core machine.
   stream     (~1 min) a real server's session stream: frames per second to one and to four
              viewers, and the server's memory
   speak      (~4 min) speaking sessions: speak to the first moving mouth, lip-sync,
-             sessions speaking at once, interrupt to silence
+             sessions speaking at once, interrupt to silence (--talking: a real talking tutor,
+             the tutor's own mouth; --video PATH: any video)
   webrtc     (~11 min; --quick ~6 min) the same over WebRTC with aiortc viewers: latency,
              audio/video offset and drift at the receiver, CPU per viewer, viewers per machine
   load       (1-4 min) API latency (p50/p99) idle and while a 720p job runs
@@ -45,7 +46,7 @@ case "${1:-pipeline}" in
   stream) python bench/stream_bench.py ;;
   load) python bench/load_bench.py ;;
   priority) python bench/priority_bench.py ;;
-  speak) python bench/speak_bench.py ;;
+  speak) python bench/speak_bench.py "${@:2}" ;;
   speak-memory) python bench/speak_memory_bench.py ;;
   webrtc) python bench/webrtc_bench.py "${@:2}" ;;
   mouth) python bench/mouth_bench.py "${@:2}" ;;

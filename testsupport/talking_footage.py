@@ -73,10 +73,12 @@ def speech_recording(name: str = "beckett.wav") -> Path:
     return target
 
 
-def talking_clip(start_s: float, seconds: float, scale: float = 2.0) -> Path:
-    """A stretch of franck.mp4, enlarged `scale` times (cubic), as an MP4 in the cache."""
+def talking_clip(start_s: float, seconds: float, scale: float = 2.0, pad_to: tuple[int, int] | None = None) -> Path:
+    """A stretch of franck.mp4, enlarged `scale` times (cubic), as an MP4 in the cache; with
+    `pad_to` (width, height), centred on a canvas of that size (its edges repeated), e.g. 720p."""
     source = franck()
-    target = cache_dir() / f"franck_{start_s:g}s_{seconds:g}s_x{scale:g}.mp4"
+    padded = f"_{pad_to[0]}x{pad_to[1]}" if pad_to else ""
+    target = cache_dir() / f"franck_{start_s:g}s_{seconds:g}s_x{scale:g}{padded}.mp4"
     if target.is_file():
         return target
     capture = cv2.VideoCapture(str(source))
@@ -89,6 +91,10 @@ def talking_clip(start_s: float, seconds: float, scale: float = 2.0) -> Path:
         if not ok:
             break
         frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        if pad_to:
+            left, top = (pad_to[0] - frame.shape[1]) // 2, (pad_to[1] - frame.shape[0]) // 2
+            frame = cv2.copyMakeBorder(frame, max(0, top), max(0, pad_to[1] - frame.shape[0] - top), max(0, left),
+                                       max(0, pad_to[0] - frame.shape[1] - left), cv2.BORDER_REPLICATE)
         if writer is None:
             writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
         writer.write(frame)

@@ -177,7 +177,7 @@ class FrameWriterPool:
             written += write_file(full_path, encode_png(full))  # measured for 720p: ~19 ms against ~23 ms
         else:
             written += write_image(full_path, full, self.frame_params)
-        if self.landmarkers is not None:
+        if self.landmarkers is not None and index % lips.MEASURE_EVERY == 0:
             written += self._measure_lips(name, index, frame, full, box)
         self._count(written)
         if self.frame_pool is not None:

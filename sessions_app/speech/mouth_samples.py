@@ -8,9 +8,10 @@ its lip shape as four numbers and its facial points.
 Per output frame:
 1. **Selection.** The target shape (how open, how spread or rounded, teeth on the lip) is turned
    into the tutor's own terms (their widest opening, their closed mouth's width) and every sample
-   is scored: shape distance + head-turn distance (a sample from a similar pose warps less) + a
-   switch cost, waived for the sample shown last and the one after it in the video (so a still
-   target keeps one sample, and a moving one plays recorded motion where it fits: no flicker).
+   is scored: shape distance + head-turn distance (a sample from a similar pose warps less) +
+   blur (a smeared sample costs more) + a switch cost, waived for the sample shown last (so a
+   still target keeps one sample: no flicker). Letting the recording's next frame continue for
+   free, too, made the mouth lag the sound by a frame (it played recorded motion past the target).
    One sample per frame, never an average: teeth stay as sharp as recorded.
 2. **Alignment.** A similarity transform from the sample's still points (eye corners, nose) to
    the frame's carries the sample's lower face onto the frame's head pose.
@@ -48,7 +49,7 @@ WIDTH_SCALE = 0.06  # width / the closed mouth's width
 TEETH_SCALE = 0.2  # share of the opening that is teeth
 YAW_SCALE = 0.04  # the nose's sideways offset / the eyes' distance
 BLUR_WEIGHT = 8.0  # a sample with no detail costs as much as being ~0.07 too open
-SWITCH_COST = 0.3  # leaving the last sample (or its successor in the video)
+SWITCH_COST = 0.3  # leaving the last sample
 # The speech tracks' openness that means "as wide as this tutor opens": a synthesised sentence's
 # track peaks at 0.3-0.5 (phoneme shape x loudness), so 1.0 was never reached and the samples
 # chosen stayed near closed (lip-sync correlation 0.2 with 1.0 here, 0.6+ with 0.45).
@@ -120,12 +121,6 @@ class MouthSampleRenderer:
         self.still = _smooth_in_time(points[:, lips.STILL])
         self.yaw = _yaw(points)  # every frame's (NaN where unmeasured)
         self.bank_yaw = self.yaw[self.bank]
-        # Where each bank sample's successor in the video sits in the bank (-1: none).
-        position = np.full(len(features), -1)
-        position[self.bank] = np.arange(len(self.bank))
-        following = np.append(self.bank[1:], -1)
-        self.successor = np.where(following == self.bank + 1, np.arange(1, len(self.bank) + 1), -1)
-        self.position = position
         # The resting mouth: closed, of the median closed width, teeth hidden.
         closed = (opening < mouth_bank.CLOSED_MAX)
         rest_cost = (opening / OPEN_SCALE) ** 2 + ((self.features[:, 1] - 1) / WIDTH_SCALE) ** 2 \
@@ -171,9 +166,6 @@ class MouthSampleRenderer:
         cost = cost + switch
         if self._last is not None:
             cost[self._last] -= switch
-            following = self.successor[self._last]
-            if following >= 0 and target is None:
-                cost[following] -= switch
         chosen = int(np.argmin(cost))
         self._last = chosen
         self._last_sample = int(self.bank[chosen])
