@@ -163,16 +163,20 @@ def shape_features(points: np.ndarray, frame: np.ndarray | None = None) -> np.nd
     return np.array([openness, width / eyes, rounding, teeth, mouth_sharpness(frame, outer)], np.float32)
 
 
+def _bounds(points: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the points' bounding box in whole pixels, inside a picture of `shape`."""
+    x0, y0 = np.floor(points.min(0)).astype(int)
+    x1, y1 = np.ceil(points.max(0)).astype(int) + 1
+    return max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+
+
 def mouth_sharpness(frame: np.ndarray | None, outer: np.ndarray) -> float:
     """The Laplacian variance of the mouth's box (grey): how much detail a sample carries. Frames of
     one video differ a lot (motion blur, the codec): on a real 360x288 conversation the sharpest
     tenth had 3-4x the median's, and blurred samples read as a smeared mouth."""
     if frame is None:
         return 0.0
-    x0, y0 = np.floor(outer.min(0)).astype(int)
-    x1, y1 = np.ceil(outer.max(0)).astype(int) + 1
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(x1, frame.shape[1]), min(y1, frame.shape[0])
+    x0, y0, x1, y1 = _bounds(outer, frame.shape)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return 0.0
     grey = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
@@ -184,10 +188,7 @@ def teeth_share(frame: np.ndarray, inner: np.ndarray, outer: np.ndarray) -> floa
     red (CIELAB). Measured on a real talking video: teeth L* 150-170 against the lips' ~130, a*
     143-148 against the lips' ~155; the dark mouth L* 50-90. Saturation alone did not separate
     yellowish teeth from lips."""
-    x0, y0 = np.floor(outer.min(0)).astype(int)
-    x1, y1 = np.ceil(outer.max(0)).astype(int) + 1
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(x1, frame.shape[1]), min(y1, frame.shape[0])
+    x0, y0, x1, y1 = _bounds(outer, frame.shape)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return 0.0
     opening = np.zeros((y1 - y0, x1 - x0), np.uint8)
