@@ -80,7 +80,7 @@ MASK_CENTRE_DOWN = 0.45  # the lower-face mask's centre, below the mouth line
 MASK_HALF_WIDTH = 1.0  # its half-axes, sideways and down
 MASK_HALF_HEIGHT = 0.8
 MASK_SOLID = 0.45  # inside this fraction of the ellipse the mask is 1; it feathers to 0 at its edge
-CAVITY_DEPTH = np.float32(0.75)  # how far the uncovered gap goes towards the mouth's shadow
+CAVITY_DEPTH = np.float32(0.55)  # how much darker the uncovered gap is than what it shows
 MIN_OPENNESS = 0.02  # below this the idle frame is shown as it is
 
 
@@ -88,8 +88,8 @@ class MouthAnimator:
     """Jaw and lips moved by a displacement field, the gap between the lips darkened with the
     mouth's own darkest colour, all blended into the idle frame through a feathered ellipse under
     the nose: no seam, no change outside. Nothing is painted over what the frame shows: a flat
-    cavity and tooth colour drew a purple bar through a smiling tutor's teeth, so the gap now
-    only deepens the shadow the frame already has there."""
+    cavity and tooth colour drew a purple bar through a smiling tutor's teeth (and a flat dark
+    colour a grey one), so the gap is the frame's own stretched mouth, shaded."""
 
     renders_silence = False
     description = {"name": "animator", "fallback": False, "reason": None, "rest": "source"}
@@ -156,11 +156,9 @@ class MouthAnimator:
         half_span = 0.4 * width * (0.75 + 0.25 * openness)
         inside = np.sqrt((along / half_span) ** 2 + ((below - 0.5 * gap) / (0.5 * gap)) ** 2)
         cavity = _smoothstep(1.0, 0.75, inside) * np.float32(min(1.0, gap / 3.0))
-        # The shadow of the open mouth: the region's own darkest colour (the lip line, the inside
-        # of a parted mouth), darkened, over what the lower lip uncovered; teeth the frame shows
-        # stay, only shaded.
-        shadow = np.percentile(region.reshape(-1, 3), 3, axis=0).astype(np.float32) * np.float32(0.6)
-        moved += (CAVITY_DEPTH * cavity)[..., None] * (shadow - moved)
+        # The shadow of the open mouth: what the lower lip uncovered is darkened in proportion,
+        # never painted over, so its own texture (teeth of a smile, the lip line) stays visible.
+        moved *= (1 - CAVITY_DEPTH * cavity)[..., None]
         blended = region.astype(np.float32) + mask[..., None] * (moved - region)
         out = frame.copy()
         touched = mask > 0
