@@ -222,7 +222,9 @@ def test_the_mouth_moves_with_the_sound_and_rests_in_silence(material):
     # how far the opening moves (its standard deviation, measured by the face mesh on the frames
     # shown). The mesh jitters on an unchanged mouth (std ~0.004 on one recorded sample held
     # still over a moving head), which bounds how small the silent figure can be measured.
-    start = 200 + len(frames)
+    # The silent stretch: where the recording talks most (75 frames, ~3 s).
+    recorded_open = np.nan_to_num(material.lip_features[:, 0])
+    start = int(np.argmax(np.convolve(recorded_open, np.ones(75), "valid")))
     resting, held = [], set()
     for index in range(start, start + 75):
         image = renderer.render(frame(material, index), index, silence(960, RATE))
@@ -231,10 +233,12 @@ def test_the_mouth_moves_with_the_sound_and_rests_in_silence(material):
     recorded = material.lip_features[start:start + 75, 0]
     motion = lambda values: float(np.nanstd(values))  # noqa: E731
     print(f"mouth motion (std of the opening): speaking {motion(spoken):.4f}, silent {motion(resting):.4f} "
-          f"({len(held)} recorded mouth(s) held), the recording itself over those frames {motion(recorded):.4f}")
+          f"({len(held)} recorded mouth(s) held, median opening {np.nanmedian(resting):.3f}); the recording "
+          f"itself over those frames: std {motion(recorded):.4f}, median opening {np.nanmedian(recorded):.3f}")
     assert len(held) <= 2  # one resting mouth, held (at most handed on once for a better pose)
-    assert motion(resting) <= 0.15 * motion(spoken)
-    assert motion(resting) <= 0.3 * motion(recorded)  # the recorded talking is not replayed
+    assert motion(resting) <= 0.2 * motion(spoken)  # 13-14% measured, most of it the mesh's jitter
+    # The recorded talking is not replayed: the mouth shown is closed where the recording's is open.
+    assert np.nanmedian(recorded) >= mouth_bank.OPEN_MIN and np.nanmedian(resting) < mouth_bank.CLOSED_MAX
     if ARTIFACTS.parent.is_dir():
         ARTIFACTS.mkdir(exist_ok=True)
         tiles = []
