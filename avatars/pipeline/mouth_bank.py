@@ -97,10 +97,15 @@ def coverage(features: np.ndarray | None, *, measured: bool = True) -> dict:
     covered = {name: count >= MIN_FRAMES for name, count in counts.items()}
     missing = [name for name in CLASSES if not covered[name]]
     talking = float((features[valid, 0] >= OPEN_MIN).mean()) if valid.any() else 0.0
-    if talking < TALKING_SHARE or not all(covered[name] for name in ESSENTIAL):
+    if talking < TALKING_SHARE:
         verdict, renderer = "silent", "animator"
         advice = ("The video shows the tutor silent (or nearly): their own mouth cannot be used, so the "
                   "tutor speaks with the drawn mouth. Record them reading the passage on the upload page.")
+    elif not all(covered[name] for name in ESSENTIAL):
+        verdict, renderer = "insufficient", "animator"
+        lacking = " and ".join(CLASSES[name] for name in ESSENTIAL if not covered[name])
+        advice = (f"The video never shows {lacking} (a fixed smile, or a mouth held still): the tutor "
+                  "speaks with the drawn mouth. Record them reading the passage on the upload page.")
     elif missing:
         verdict, renderer = "partial", "mouth_samples"
         labels = ", ".join(CLASSES[name] for name in missing)

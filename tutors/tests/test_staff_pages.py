@@ -191,10 +191,11 @@ def test_upload_forms_show_the_passage_to_read_and_the_tutor_page_shows_the_mout
     assert jobs.backend().wait_idle(60)
     tutor = Tutor.objects.get(name="Quiet")
     page = staff_client.get(f"/staff/tutors/{tutor.pk}/").content.decode()
-    # The generated face never opens its mouth: judged silent, with advice a staff member can act on.
+    # The generated face (a smiling photo) never closes its lips: judged insufficient, with advice
+    # a staff member can act on.
     coverage = Avatar.objects.get(avatar_id=tutor.avatar_id).mouth_coverage
-    assert coverage["verdict"] == "silent"
-    assert 'id="mouth-coverage"' in page and "silent" in page and "Record them reading the passage" in page
+    assert coverage["verdict"] == "insufficient" and "closed lips" in coverage["advice"]
+    assert 'id="mouth-coverage"' in page and "insufficient" in page and "Record them reading the passage" in page
     assert "a drawn mouth (the fallback)" in page
     assert page.count(mouth_bank.PASSAGE) == 1  # the upload card shows it too
     assert "closed lips (m, b, p)" in page
