@@ -295,7 +295,13 @@ def utterance(kind: str, utterance_id: str):
 
 class Mouths:
     """The prepared avatar's idle frames and facial points: where the mouth is in a received frame,
-    and how far that region differs from the idle frame at the same index."""
+    and how far that region differs from the idle frame at the same index.
+
+    An avatar that speaks with the tutor's own mouth (its files hold lip shapes, lips.npy) shows a
+    composited resting mouth in its silent frames, not the recorded one, and a real mouth opening
+    changes fewer grey levels than a drawn one: there `difference` is the mouth's opening measured
+    by the face mesh on the received frame (the inner lips' gap / the mouth's width), which
+    measures the same for the rest and for speech."""
 
     def __init__(self, avatar_dir: Path, header: dict) -> None:
         self.fps = float(header["fps"])
@@ -308,6 +314,11 @@ class Mouths:
             raise RuntimeError(f"{avatar_dir}: {len(self.names)} frames and {len(self.landmarks)} landmarks "
                                f"for {self.frame_count} frames")
         self._idle: dict[int, np.ndarray | None] = {}
+        from avatars.pipeline import lips
+
+        self.by_opening = (avatar_dir / lips.POINTS_FILE).exists() and lips.available()
+        self.unit = "of the mouth's width open" if self.by_opening else "grey levels"
+        self._landmarker = lips.LipLandmarker() if self.by_opening else None
 
     def index(self, pts_us: int) -> int:
         from sessions_app.frames import ping_pong
@@ -337,6 +348,10 @@ class Mouths:
         return lipsync.crop(image, box), self.idle_crop(index)
 
     def difference(self, jpeg: bytes, pts_us: int) -> float:
+        if self.by_opening:
+            shape = self._landmarker.measure(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR),
+                                             self.landmarks[self.index(pts_us)])
+            return float("nan") if shape is None else float(shape.features[0])
         current, idle = self.crop(jpeg, pts_us)
         return float(lipsync.mouth_motion([current], [idle])[0])
 
@@ -347,6 +362,11 @@ def calibrate(mouths: Mouths, idle_frames: list[Media]) -> tuple[float, float, f
     from sessions_app.stage import SPEAKING_JPEG_QUALITY
 
     received = [mouths.difference(frame.payload, frame.pts_us) for frame in idle_frames]
+    if mouths.by_opening:
+        # The resting mouth's largest opening, plus a visible parting of the lips (0.03 of the
+        # mouth's width; the mesh's jitter on a still mouth is ~0.004).
+        resting = float(np.nanmax(received)) if received else float("nan")
+        return resting, float("nan"), np.nan_to_num(resting) + 0.03
     reencoded = []
     for frame in idle_frames[:25]:
         index = mouths.index(frame.pts_us)
@@ -636,8 +656,12 @@ async def run(server, api: Api, tutor_id: int) -> list[str]:
         await asyncio.sleep(2.0)
         idle_frames = [m for m in viewer.take_recording() if m.kind == "V"]
         received_noise, reencode_noise, threshold = calibrate(mouths, idle_frames)
-        say(f"mouth-box noise ({len(idle_frames)} idle frames): received vs full_imgs max {received_noise:.2f}, "
-            f"re-encoded at q{SPEAKING_JPEG_QUALITY} max {reencode_noise:.2f} grey levels -> threshold {threshold:.2f}")
+        if mouths.by_opening:
+            say(f"the tutor's own mouth: opening measured by the face mesh on each received frame; resting "
+                f"({len(idle_frames)} idle frames) max {received_noise:.3f} -> threshold {threshold:.3f} {mouths.unit}")
+        else:
+            say(f"mouth-box noise ({len(idle_frames)} idle frames): received vs full_imgs max {received_noise:.2f}, "
+                f"re-encoded at q{SPEAKING_JPEG_QUALITY} max {reencode_noise:.2f} grey levels -> threshold {threshold:.2f}")
 
         progress(f"1-2. latency and lip-sync: {LATENCY_REPEATS} utterances, one at a time")
         # A first utterance, not counted: the first synthesis after start-up warms the voice model.
@@ -791,7 +815,7 @@ def main() -> None:
     if args.talking:
         from testsupport.talking_footage import talking_clip
 
-        video = talking_clip(95, 30, scale=2.5, pad_to=(1280, 720))
+        video = talking_clip(95, 30, scale=2.5, pad_to=(1280, 720), fps=25.0)
     bench_main("speak benchmark report", run, "speak-bench-", video=video)
 
 

@@ -73,20 +73,24 @@ def speech_recording(name: str = "beckett.wav") -> Path:
     return target
 
 
-def talking_clip(start_s: float, seconds: float, scale: float = 2.0, pad_to: tuple[int, int] | None = None) -> Path:
+def talking_clip(start_s: float, seconds: float, scale: float = 2.0, pad_to: tuple[int, int] | None = None,
+                 fps: float | None = None) -> Path:
     """A stretch of franck.mp4, enlarged `scale` times (cubic), as an MP4 in the cache; with
-    `pad_to` (width, height), centred on a canvas of that size (its edges repeated), e.g. 720p."""
+    `pad_to` (width, height), centred on a canvas of that size (its edges repeated), e.g. 720p;
+    with `fps`, its frames played at that rate (25 makes the 24 fps original 4% faster)."""
     source = franck()
     padded = f"_{pad_to[0]}x{pad_to[1]}" if pad_to else ""
-    target = cache_dir() / f"franck_{start_s:g}s_{seconds:g}s_x{scale:g}{padded}.mp4"
+    rate = f"_{fps:g}fps" if fps else ""
+    target = cache_dir() / f"franck_{start_s:g}s_{seconds:g}s_x{scale:g}{padded}{rate}.mp4"
     if target.is_file():
         return target
     capture = cv2.VideoCapture(str(source))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 24.0
-    capture.set(cv2.CAP_PROP_POS_FRAMES, int(round(start_s * fps)))
+    source_fps = capture.get(cv2.CAP_PROP_FPS) or 24.0
+    capture.set(cv2.CAP_PROP_POS_FRAMES, int(round(start_s * source_fps)))
+    fps = fps or source_fps
     partial = target.with_suffix(".partial.mp4")
     writer = None
-    for _ in range(int(round(seconds * fps))):
+    for _ in range(int(round(seconds * source_fps))):
         ok, frame = capture.read()
         if not ok:
             break

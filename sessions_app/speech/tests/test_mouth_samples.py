@@ -249,7 +249,12 @@ def test_the_mouth_moves_with_the_sound_and_rests_in_silence(material):
             half = int(np.linalg.norm(points[lips.OUTER][10] - points[lips.OUTER][0]))
             cut = lambda img: cv2.resize(img[cy - half:cy + half, cx - int(1.3 * half):cx + int(1.3 * half)], (208, 160))  # noqa: E731
             tiles.append(np.vstack([cut(source), cut(image)]))
-        cv2.imwrite(str(ARTIFACTS / "speaking-mouth-vs-source.png"), np.hstack(tiles))
+        strip = np.hstack(tiles)
+        labels = np.full((strip.shape[0], 150, 3), 255, np.uint8)
+        for row, text in enumerate(("recorded frame", "speaking: own", "mouth")):
+            y = (40 if row == 0 else 200 + 20 * (row - 1))
+            cv2.putText(labels, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.imwrite(str(ARTIFACTS / "speaking-mouth-vs-source.png"), np.hstack([labels, strip]))
 
 
 def test_without_lip_shapes_the_animator_speaks_and_says_why(material):
