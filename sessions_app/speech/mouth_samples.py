@@ -84,8 +84,8 @@ class MouthSampleRenderer:
                             "coverage": self.coverage["verdict"], "missing": self.coverage["missing"],
                             "rest": "composited" if self.renders_silence else "source",
                             "samples": int(len(self.bank))}
-        self._last: int | None = None
-        self._resting = False
+        self._last: int | None = None  # the bank position shown last
+        self._last_sample: int | None = None  # ... and its frame of the video
         self._patches: OrderedDict[int, np.ndarray] = OrderedDict()
 
     # --- set-up --------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class MouthSampleRenderer:
         self.rest_width = mouth_bank.rest_width(features)
         bank_features = features[self.bank]
         opening = bank_features[:, 0]
-        # The tutor's widest opening: a track's 1.0 maps to it (the 95th percentile of open frames).
+        # The tutor's widest opening: a track's TRACK_OPEN maps to it (95th percentile of open frames).
         open_frames = opening[opening >= mouth_bank.OPEN_MIN]
         self.widest = float(np.percentile(open_frames, 95)) if len(open_frames) else mouth_bank.WIDE_OPEN_MIN
         # ... and teeth 1.0 to its most teeth shown (90th percentile of frames showing teeth).
@@ -113,7 +113,7 @@ class MouthSampleRenderer:
         self.features = np.column_stack([opening, bank_features[:, 1] / max(self.rest_width, 1e-6),
                                          bank_features[:, 3]]).astype(np.float32)
         # Blurred samples cost more: below the bank's 75th percentile of sharpness, by how far.
-        sharp = bank_features[:, 4] if bank_features.shape[1] > 4 else np.ones(len(self.bank))
+        sharp = bank_features[:, 4]
         reference = max(float(np.percentile(sharp, 75)), 1e-6)
         self.blur_cost = (BLUR_WEIGHT * np.clip(1 - sharp / reference, 0, 1) ** 2).astype(np.float32)
         # Where each frame's head is: its still points, smoothed over neighbouring frames (the mesh
@@ -123,10 +123,8 @@ class MouthSampleRenderer:
         self.bank_yaw = self.yaw[self.bank]
         # The resting mouth: closed, of the median closed width, teeth hidden.
         closed = (opening < mouth_bank.CLOSED_MAX)
-        rest_cost = (opening / OPEN_SCALE) ** 2 + ((self.features[:, 1] - 1) / WIDTH_SCALE) ** 2 \
+        self.rest_cost = (opening / OPEN_SCALE) ** 2 + ((self.features[:, 1] - 1) / WIDTH_SCALE) ** 2 \
             + 10 * self.features[:, 2] + np.where(closed, 0, 1e3) + self.blur_cost
-        self.rest_target = (0.0, 1.0, 0.0)
-        self.rest_cost = rest_cost
 
     # --- rendering -----------------------------------------------------------------------------
     def render(self, frame: np.ndarray, index: int, speech: FrameSpeech) -> np.ndarray:
