@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from avatars.pipeline import PrepareOptions, lips, mouth_bank, prepare  # noqa: E402
 from sessions_app.speech.mouth_samples import TRACK_OPEN, MouthSampleRenderer, _similarity  # noqa: E402
 from sessions_app.speech.renderer import AvatarMaterial, FrameSpeech, MouthAnimator  # noqa: E402
+from testsupport.prepared import material_from_folder  # noqa: E402
 
 STRIP_FRAMES = 6
 
@@ -58,28 +59,6 @@ def scaled_copy(video: Path, scale: float, folder: Path) -> Path:
     capture.release()
     writer.release()
     return out_path
-
-
-def load_material(folder: Path) -> tuple[AvatarMaterial, list[Path]]:
-    """An AvatarMaterial read from a prepared avatar's folder (what sessions read from storage)."""
-    import json
-    import pickle
-
-    manifest = json.loads((folder / "avatar.json").read_text())
-    names = sorted((folder / "full_imgs").iterdir(), key=lambda path: int(path.stem))
-    with open(folder / "coords.pkl", "rb") as handle:
-        coords = pickle.load(handle)
-    landmarks = np.load(folder / "landmarks.npy") if (folder / "landmarks.npy").exists() else None
-
-    def read(path: Path) -> np.ndarray:
-        return cv2.imread(str(path), cv2.IMREAD_COLOR)
-
-    material = AvatarMaterial(
-        len(names), manifest["source"]["width"], manifest["source"]["height"], manifest["fps"], coords, landmarks,
-        lambda i: read(folder / "face_imgs" / f"{names[i].stem}.png"),
-        np.load(folder / lips.POINTS_FILE), np.load(folder / lips.FEATURES_FILE), np.load(folder / lips.BOXES_FILE),
-        lambda i: read(folder / "mouth_imgs" / f"{names[i].stem}.jpg"))
-    return material, names
 
 
 def speech_of(features: np.ndarray, widest: float, rest_width: float, teeth_high: float) -> FrameSpeech:
@@ -132,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the prepared avatar in this folder (for --prepared)")
     args = parser.parse_args(argv)
     if args.prepared:
-        material, names = load_material(args.prepared)
+        material, names = material_from_folder(args.prepared)
         return compare(material, names, args)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -146,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
             shutil.rmtree(args.keep, ignore_errors=True)
             shutil.copytree(scratch / "avatar", args.keep)
-        material, names = load_material(scratch / "avatar")
+        material, names = material_from_folder(scratch / "avatar")
         return compare(material, names, args)
 
 

