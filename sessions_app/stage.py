@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 LEAD_FRAMES = 3
 # Between utterances, how often the database is asked for a queued one that no message announced.
 LOOK_EVERY_S = 1.0
+# While an utterance still grows (its later sentences being made, or its text still arriving),
+# how often the database is asked for its next pieces when no message announced one.
+MORE_EVERY_S = 0.25
 SPEAKING_JPEG_QUALITY = 85
 # A viewer this many messages behind (about 4 s of media at 25 fps) is too slow to follow.
 VIEWER_BACKLOG_LIMIT = 200
@@ -74,6 +77,23 @@ class Playing:
     shape: np.ndarray  # (steps, 2) spread, teeth; (0, 2) when the utterance has none
     rate: int
     position: int = 0  # samples already played
+    made: int = 0  # pieces (sentences) taken so far
+    complete: bool = True  # no more audio will come; else it waits (silent) at its end for more
+    source_rate: int = 0  # the rate its pieces were made at (0: the stage's)
+
+    def extend(self, pieces: list[tuple[bytes, bytes, bytes]], source_rate: int) -> None:
+        """Lay the next pieces after the audio so far (each a whole number of mouth steps long:
+        speaking.say pads them, so the tracks stay in step with the sound)."""
+        if not pieces:
+            return
+        samples = [np.frombuffer(pcm, "<i2") for pcm, _, _ in pieces]
+        if source_rate != self.rate:
+            samples = [resample(part, source_rate, self.rate) for part in samples]
+        self.samples = np.concatenate([self.samples, *samples])
+        self.mouth = np.concatenate([self.mouth, *(np.frombuffer(track, "<f4") for _, track, _ in pieces)])
+        self.shape = np.concatenate([self.shape.reshape(-1, 2),
+                                     *(np.frombuffer(shape, "<f4").reshape(-1, 2) for _, _, shape in pieces)])
+        self.made += len(pieces)
 
 
 class Viewer:
@@ -153,6 +173,7 @@ class Stage:
         fps = self.frames.fps
         start = loop.time()
         next_look = start
+        next_more = start
         index = 0
         try:
             while True:
@@ -164,6 +185,11 @@ class Stage:
                     self.wake.clear()
                     next_look = loop.time() + LOOK_EVERY_S
                     await self._claim(pts)
+                elif self.playing is not None and not self.playing.complete and (
+                        self.wake.is_set() or loop.time() >= next_more):
+                    self.wake.clear()
+                    next_more = loop.time() + MORE_EVERY_S
+                    await self._more(self.playing)
                 audio, speech, played = self._audio(end - first)
                 shown = ping_pong(index, self.frames.frame_count)
                 jpeg = await jpeg_frame(self.frames, shown)
@@ -180,7 +206,8 @@ class Stage:
                                                             speech if mouth_moves else None, want_jpeg, want_i420)
                 for viewer in self.viewers:
                     viewer.frame(first, pts, jpeg, i420, audio)
-                if self.playing is not None and self.playing.position >= len(self.playing.samples):
+                if (self.playing is not None and self.playing.complete
+                        and self.playing.position >= len(self.playing.samples)):
                     done = self.playing
                     self.playing = None
                     self._send(("event", {"type": "utterance.ended", "utterance_id": done.utterance_id,
@@ -218,7 +245,10 @@ class Stage:
             return np.zeros(count, np.int16), None, 0
         part = playing.samples[playing.position:playing.position + count]
         start_s = playing.position / playing.rate
-        playing.position += count
+        # One still growing waits at its end (silent, the mouth at rest) for its next sentence.
+        playing.position += count if playing.complete else len(part)
+        if not len(part):
+            return np.zeros(count, np.int16), None, 0
         audio = part if len(part) == count else np.concatenate([part, np.zeros(count - len(part), np.int16)])
         end_s = start_s + count / playing.rate
         openness = openness_at(playing.mouth, start_s, end_s)
@@ -234,9 +264,19 @@ class Stage:
         shape = np.frombuffer(bytes(utterance.mouth_shape), dtype="<f4").reshape(-1, 2)
         if utterance.rate != self.rate:  # made under another SESSION_AUDIO_RATE
             samples = resample(samples, utterance.rate, self.rate)
-        self.playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, shape, self.rate)
+        playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, shape, self.rate,
+                          complete=False, source_rate=utterance.rate)
+        await self._more(playing)
+        self.playing = playing
         self._send(("event", {"type": "utterance.started", "utterance_id": str(utterance.utterance_id),
-                              "pts_us": pts, "duration_s": round(len(samples) / self.rate, 3)}))
+                              "pts_us": pts, "duration_s": round(len(playing.samples) / self.rate, 3),
+                              "complete": playing.complete}))
+
+    async def _more(self, playing: Playing) -> None:
+        """Take the utterance's pieces made since the last look."""
+        more = await _in_thread(speaking.more_audio)(playing.pk, playing.made)
+        playing.extend(more.pieces, playing.source_rate or self.rate)
+        playing.complete = more.complete
 
     async def _cut(self, pts: int) -> None:
         up_to, self.cut_up_to = self.cut_up_to, None

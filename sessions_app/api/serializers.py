@@ -91,6 +91,15 @@ class SpeakSerializer(serializers.Serializer):
     text = SpokenTextField(allow_blank=True, trim_whitespace=False,
                                  help_text="What the tutor says (at most SESSION_SPEAK_MAX_CHARS characters).")
     interrupt = serializers.BooleanField(default=False, help_text="Cut what is being said (and drop what waits) first.")
+    final = serializers.BooleanField(default=True, help_text=(
+        "false: the text is the first piece of an answer that arrives in pieces (it may be empty); "
+        "more comes with POST .../utterances/{utterance_id}/append."))
+
+
+class AppendSerializer(serializers.Serializer):
+    text = SpokenTextField(allow_blank=True, trim_whitespace=False, required=False, default="",
+                           help_text="The next piece of the text, as it is (its spaces join it to the pieces around it).")
+    final = serializers.BooleanField(default=False, help_text="The last piece: the utterance closes.")
 
 
 class SpeakQuerySerializer(serializers.Serializer):
@@ -104,8 +113,10 @@ class UtteranceSerializer(serializers.Serializer):
     state = serializers.CharField()
     duration_s = serializers.SerializerMethodField()
     source = serializers.CharField()
+    open = serializers.BooleanField(help_text="More text may still be appended.")
 
     def get_duration_s(self, utterance) -> float:
+        """Seconds of speech made so far: a text grows as its later sentences are made."""
         return round(utterance.duration_s, 3)
 
 
@@ -124,3 +135,4 @@ class WebRTCAnswerSerializer(serializers.Serializer):
     sdp = serializers.CharField(help_text="The server's SDP answer, with all its ICE candidates (no trickle).")
     codecs = serializers.DictField(child=serializers.CharField(),
                                    help_text='The codec each track is sent with, e.g. {"video": "VP8", "audio": "opus"}.')
+

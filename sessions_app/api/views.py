@@ -16,6 +16,7 @@ from common.socket_auth import key_is_active
 from sessions_app import services, speaking
 from sessions_app.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
+    AppendSerializer,
     CreateSessionSerializer,
     SpeakQuerySerializer,
     SpeakSerializer,
@@ -72,7 +73,7 @@ class SessionSpeakView(APIView):
                 utterance = speaking.speak_audio(session_id, body, interrupt=interrupt)
         else:
             asked = validated(SpeakSerializer, self._data(request))
-            utterance = speaking.speak_text(session_id, asked["text"], interrupt=asked["interrupt"])
+            utterance = speaking.speak_text(session_id, asked["text"], interrupt=asked["interrupt"], final=asked["final"])
         return Response(UtteranceSerializer(utterance).data, status=status.HTTP_202_ACCEPTED)
 
     @staticmethod
@@ -82,6 +83,18 @@ class SessionSpeakView(APIView):
         except UnsupportedMediaType:
             raise speaking.UnsupportedAudio(
                 f"Unsupported media type \"{request.content_type}\": send JSON {{\"text\": ...}} or an audio/wav body.") from None
+
+
+class UtteranceAppendView(APIView):
+    """The next piece of an open utterance's text (speak with "final": false opened it)."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=AppendSerializer, responses={200: UtteranceSerializer, **errors(400, 401, 404, 409, 503)})
+    def post(self, request, session_id: str, utterance_id: str):
+        asked = validated(AppendSerializer, request.data)
+        utterance = speaking.append_text(session_id, utterance_id, asked["text"], final=asked["final"])
+        return Response(UtteranceSerializer(utterance).data)
 
 
 class SessionInterruptView(APIView):

@@ -128,7 +128,8 @@ def test_an_offer_is_answered_and_the_viewer_receives_the_avatar_speaking(client
             assert max(speaking) > 2.5 * max(max(idle), 1.5)
             assert abs(viewer.offset_ms()) <= 40
             started = [event for _, event in viewer.events if event["type"] == "utterance.started"]
-            assert len(started) == 1 and started[0]["duration_s"] > 1
+            # Its duration when it started: the first sentence's ("Hello!"), the rest made meanwhile.
+            assert len(started) == 1 and started[0]["duration_s"] > 0.3
     asyncio.run(scenario())
 
 
