@@ -136,3 +136,21 @@ class WebRTCAnswerSerializer(serializers.Serializer):
     codecs = serializers.DictField(child=serializers.CharField(),
                                    help_text='The codec each track is sent with, e.g. {"video": "VP8", "audio": "opus"}.')
 
+
+class TranscriptEntrySerializer(serializers.Serializer):
+    speaker = serializers.ChoiceField(choices=["tutor", "student"])
+    utterance_id = serializers.UUIDField(help_text="tutor: the utterance")
+    source = serializers.CharField(help_text='tutor: "text" or "audio"')
+    text = serializers.CharField(allow_null=True, help_text="what was said (so far); null for an audio body")
+    state = serializers.CharField()
+    open = serializers.BooleanField()
+    duration_s = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+class TranscriptSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    state = serializers.CharField()
+    entries = TranscriptEntrySerializer(many=True)

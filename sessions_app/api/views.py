@@ -13,7 +13,7 @@ from common.api_input import validated
 from common.api_schema import errors, extend_schema
 from common.parsers import JSONParser, WavParser
 from common.socket_auth import key_is_active
-from sessions_app import services, speaking
+from sessions_app import services, speaking, transcripts
 from sessions_app.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
     AppendSerializer,
@@ -26,6 +26,7 @@ from sessions_app.api.serializers import (
     SessionListQuerySerializer,
     SessionListSerializer,
     SessionSerializer,
+    TranscriptSerializer,
 )
 
 
@@ -95,6 +96,12 @@ class UtteranceAppendView(APIView):
         asked = validated(AppendSerializer, request.data)
         utterance = speaking.append_text(session_id, utterance_id, asked["text"], final=asked["final"])
         return Response(UtteranceSerializer(utterance).data)
+
+
+class SessionTranscriptView(APIView):
+    @extend_schema(responses={200: TranscriptSerializer, **errors(401, 404)})
+    def get(self, request, session_id: str):
+        return Response(TranscriptSerializer(transcripts.transcript(session_id)).data)
 
 
 class SessionInterruptView(APIView):
