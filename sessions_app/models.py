@@ -98,3 +98,18 @@ class UtterancePiece(models.Model):
     class Meta:
         ordering = ["utterance_id", "index"]
         constraints = [models.UniqueConstraint(fields=["utterance", "index"], name="one_piece_per_index")]
+
+
+class StudentTurn(models.Model):
+    """Something the student said (a turn of their microphone's audio, recognised), kept for the
+    session's transcript."""
+
+    turn_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(TutoringSession, on_delete=models.CASCADE, related_name="student_turns")
+    text = models.TextField()
+    start_pts_us = models.BigIntegerField()  # on the session stream's clock
+    end_pts_us = models.BigIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)  # wall time: orders it among utterances
+
+    class Meta:
+        ordering = ["started_at", "id"]

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import struct
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ MORE_EVERY_S = 0.25
 SPEAKING_JPEG_QUALITY = 85
 # A viewer this many messages behind (about 4 s of media at 25 fps) is too slow to follow.
 VIEWER_BACKLOG_LIMIT = 200
+PLAYED_FRAMES = 125  # the stage's last 5 s of audio at 25 fps: what an echo of the tutor is checked against
 
 
 
@@ -137,6 +139,10 @@ class Stage:
         self.cut_up_to: int | None = None  # interrupt every utterance up to this id
         self.task: asyncio.Task | None = None
         self.dead = False  # its clock stopped on an error: new viewers get a new stage
+        self.pts = 0  # the time of the frame last made (µs)
+        self.played: deque[np.ndarray] = deque(maxlen=PLAYED_FRAMES)  # the last frames' audio
+        self.sounded = 0  # frames since the last one with sound (the tutor's voice may still echo)
+        self.listener = None  # the student's audio, once some arrives (sessions_app/listening.py)
 
     # --- from consumers ------------------------------------------------------------------------
     def add(self, viewer: Viewer) -> None:
@@ -158,6 +164,37 @@ class Stage:
 
     def speak(self) -> None:
         self.wake.set()
+
+    def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
+        """The student's microphone: a chunk of mono int16 audio at `rate` from a viewer."""
+        if self.listener is None:
+            from sessions_app.listening import Listener
+
+            self.listener = Listener(self)
+        self.listener.hear(sender_pts_us, samples, rate)
+
+    def send_event(self, event: dict) -> None:
+        self._send(("event", event))
+
+    def recently_played(self, seconds: float) -> np.ndarray | None:
+        """The audio of the last `seconds` the stage made; None when none of it had sound."""
+        if self.sounded * 1.0 / self.frames.fps > seconds or not self.played:
+            return None
+        count = max(1, int(seconds * self.frames.fps))
+        return np.concatenate(list(self.played)[-count:])
+
+    def barge_in(self) -> None:
+        """The student talks over the tutor: cut what it says now, here, and drop what waits (the
+        database, and the session's other stages, hear of it as from an interrupt)."""
+        if self.playing is not None:
+            self.interrupt(self.playing.pk)
+        asyncio.get_running_loop().create_task(self._drop_for_barge_in())
+
+    async def _drop_for_barge_in(self) -> None:
+        try:
+            await _in_thread(speaking.interrupt)(self.session_id)
+        except Exception:  # the session ended meanwhile: nothing to cut
+            logger.info("session %s: barge-in found nothing to interrupt", self.session_id)
 
     def interrupt(self, up_to: int) -> None:
         self.cut_up_to = max(up_to, self.cut_up_to or 0)
@@ -191,6 +228,9 @@ class Stage:
                     next_more = loop.time() + MORE_EVERY_S
                     await self._more(self.playing)
                 audio, speech, played = self._audio(end - first)
+                self.pts = pts
+                self.played.append(audio)
+                self.sounded = 0 if played else self.sounded + 1
                 shown = ping_pong(index, self.frames.frame_count)
                 jpeg = await jpeg_frame(self.frames, shown)
                 i420 = None

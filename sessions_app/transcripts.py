@@ -3,7 +3,7 @@ next) and what the student said. Kept with the session: an ended session's trans
 
 from __future__ import annotations
 
-from sessions_app.models import Utterance, UtteranceState
+from sessions_app.models import StudentTurn, Utterance, UtteranceState
 from sessions_app.services import get_session
 
 
@@ -24,4 +24,17 @@ def transcript(session_id) -> dict:
             "open": utterance.open, "duration_s": round(utterance.duration_s, 3),
             "created_at": utterance.created_at, "started_at": utterance.started_at, "ended_at": utterance.ended_at,
         })
-    return {"session_id": str(session.session_id), "state": session.state, "entries": entries}
+    # The student's turns among them, by when each began (the tutor's in play order: an utterance
+    # not started yet comes after every turn).
+    turns = [{"speaker": "student", "turn_id": str(turn.turn_id), "text": turn.text, "start_pts_us": turn.start_pts_us,
+              "end_pts_us": turn.end_pts_us, "started_at": turn.started_at}
+             for turn in StudentTurn.objects.filter(session=session).order_by("started_at", "id")]
+    merged, pending = [], list(turns)
+    for entry in entries:
+        while pending and entry["started_at"] is not None and pending[0]["started_at"] < entry["started_at"]:
+            merged.append(pending.pop(0))
+        if entry["started_at"] is None:
+            merged.extend(pending)
+            pending = []
+        merged.append(entry)
+    return {"session_id": str(session.session_id), "state": session.state, "entries": merged + pending}

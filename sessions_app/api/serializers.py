@@ -138,16 +138,22 @@ class WebRTCAnswerSerializer(serializers.Serializer):
 
 
 class TranscriptEntrySerializer(serializers.Serializer):
+    """A tutor's utterance (utterance_id, source, text, state, open, duration_s, created_at,
+    started_at, ended_at) or a student's turn (turn_id, text, start_pts_us, end_pts_us, started_at)."""
+
     speaker = serializers.ChoiceField(choices=["tutor", "student"])
-    utterance_id = serializers.UUIDField(help_text="tutor: the utterance")
-    source = serializers.CharField(help_text='tutor: "text" or "audio"')
+    utterance_id = serializers.UUIDField(required=False, help_text="tutor: the utterance")
+    turn_id = serializers.UUIDField(required=False, help_text="student: the turn")
+    source = serializers.CharField(required=False, help_text='tutor: "text" or "audio"')
     text = serializers.CharField(allow_null=True, help_text="what was said (so far); null for an audio body")
-    state = serializers.CharField()
-    open = serializers.BooleanField()
-    duration_s = serializers.FloatField()
-    created_at = serializers.DateTimeField()
+    state = serializers.CharField(required=False)
+    open = serializers.BooleanField(required=False)
+    duration_s = serializers.FloatField(required=False)
+    start_pts_us = serializers.IntegerField(required=False, help_text="student: on the session stream's clock")
+    end_pts_us = serializers.IntegerField(required=False)
+    created_at = serializers.DateTimeField(required=False)
     started_at = serializers.DateTimeField(allow_null=True)
-    ended_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
 class TranscriptSerializer(serializers.Serializer):
