@@ -85,6 +85,7 @@ class Listener:
         self.places: deque[tuple[int, int]] = deque(maxlen=4096)  # (16 kHz sample, stream pts_us) per chunk
         self.anchor: int | None = None  # stream pts_us minus the sender's pts_us
         self.echo_turn = False  # the turn now going on is the tutor's own voice
+        self.barged_in = False  # the turn now going on cut the tutor
 
     def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
         """A chunk of the student's audio (int16 mono at `rate`), stamped by its sender's clock."""
@@ -122,6 +123,7 @@ class Listener:
                     ", over the tutor" if barge_in else "", likeness)
         self.stage.send_event({"type": "student.started", "pts_us": self.pts_of(event.start), "barge_in": barge_in,
                                "speaker": "student"})
+        self.barged_in = barge_in
         if barge_in:
             self.stage.barge_in()
 
@@ -143,9 +145,11 @@ class Listener:
         hi = max(lo, event.end + pad - self.heard_from)
         samples = self.heard[lo:hi].copy()
         if settings.SESSION_RECOGNIZER and len(samples):
-            asyncio.get_running_loop().create_task(self._recognise(turn_id, samples, start_pts, end_pts, began))
+            asyncio.get_running_loop().create_task(
+                self._recognise(turn_id, samples, start_pts, end_pts, began, self.barged_in))
 
-    async def _recognise(self, turn_id: str, samples: np.ndarray, start_pts: int, end_pts: int, began) -> None:
+    async def _recognise(self, turn_id: str, samples: np.ndarray, start_pts: int, end_pts: int, began,
+                         barge_in: bool) -> None:
         loop = asyncio.get_running_loop()
         try:
             recognizer = settings.SESSION_RECOGNIZER
@@ -157,15 +161,15 @@ class Listener:
         if not text:
             return
         await database_sync_to_async(keep_turn, thread_sensitive=False)(
-            self.stage.session_id, turn_id, text, start_pts, end_pts, began)
+            self.stage.session_id, turn_id, text, start_pts, end_pts, began, barge_in)
         self.stage.send_event({"type": "transcript", "speaker": "student", "turn_id": turn_id, "text": text,
-                               "start_pts_us": start_pts, "end_pts_us": end_pts})
+                               "start_pts_us": start_pts, "end_pts_us": end_pts, "barge_in": barge_in})
 
 
-def keep_turn(session_id: str, turn_id: str, text: str, start_pts: int, end_pts: int, began) -> None:
+def keep_turn(session_id: str, turn_id: str, text: str, start_pts: int, end_pts: int, began, barge_in: bool) -> None:
     """The turn, with the session's transcript (not when the session went meanwhile)."""
     from sessions_app.models import StudentTurn, TutoringSession
 
     if TutoringSession.objects.filter(pk=session_id).exists():
         StudentTurn.objects.create(session_id=session_id, turn_id=turn_id, text=text, start_pts_us=start_pts,
-                                   end_pts_us=end_pts, started_at=began)
+                                   end_pts_us=end_pts, started_at=began, barge_in=barge_in)

@@ -110,6 +110,7 @@ class StudentTurn(models.Model):
     start_pts_us = models.BigIntegerField()  # on the session stream's clock
     end_pts_us = models.BigIntegerField()
     started_at = models.DateTimeField(default=timezone.now)  # wall time: orders it among utterances
+    barge_in = models.BooleanField(default=False)  # it began while the tutor spoke, and cut the tutor
 
     class Meta:
         ordering = ["started_at", "id"]

@@ -27,7 +27,7 @@ def transcript(session_id) -> dict:
     # The student's turns among them, by when each began (the tutor's in play order: an utterance
     # not started yet comes after every turn).
     turns = [{"speaker": "student", "turn_id": str(turn.turn_id), "text": turn.text, "start_pts_us": turn.start_pts_us,
-              "end_pts_us": turn.end_pts_us, "started_at": turn.started_at}
+              "end_pts_us": turn.end_pts_us, "barge_in": turn.barge_in, "started_at": turn.started_at}
              for turn in StudentTurn.objects.filter(session=session).order_by("started_at", "id")]
     merged, pending = [], list(turns)
     for entry in entries:

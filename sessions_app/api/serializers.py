@@ -151,6 +151,7 @@ class TranscriptEntrySerializer(serializers.Serializer):
     duration_s = serializers.FloatField(required=False)
     start_pts_us = serializers.IntegerField(required=False, help_text="student: on the session stream's clock")
     end_pts_us = serializers.IntegerField(required=False)
+    barge_in = serializers.BooleanField(required=False, help_text="student: the turn began over the tutor and cut it")
     created_at = serializers.DateTimeField(required=False)
     started_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(required=False, allow_null=True)

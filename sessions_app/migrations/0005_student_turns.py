@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
                 ('start_pts_us', models.BigIntegerField()),
                 ('end_pts_us', models.BigIntegerField()),
                 ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('barge_in', models.BooleanField(default=False)),
                 ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='student_turns', to='sessions_app.tutoringsession')),
             ],
             options={

@@ -85,7 +85,7 @@ def test_what_the_student_says_is_heard_and_recognised(client_with_key, api_key,
     assert 0.7e6 < transcript["start_pts_us"] - transcript_anchor(items) < 1.0e6
     assert 8e6 < transcript["end_pts_us"] - transcript["start_pts_us"] < 9.5e6
     entries = client_with_key.get(f"/v1/sessions/{session_id}/transcript").json()["entries"]
-    assert [(e["speaker"], words(e["text"])) for e in entries] == [("student", BECKETT)]
+    assert [(e["speaker"], words(e["text"]), e["barge_in"]) for e in entries] == [("student", BECKETT, False)]
     assert StudentTurn.objects.get().turn_id.hex == transcript["turn_id"].replace("-", "")
 
 
@@ -129,7 +129,8 @@ def test_the_student_talking_over_the_tutor_cuts_the_tutor(client_with_key, api_
     assert words(events(items, "transcript")[0]["text"]).startswith("ever tried")
     # The transcript: the tutor's answer (interrupted), then the student.
     entries = client_with_key.get(f"/v1/sessions/{session_id}/transcript").json()["entries"]
-    assert [(e["speaker"], e.get("state")) for e in entries] == [("tutor", "interrupted"), ("student", None)]
+    assert [(e["speaker"], e.get("state"), e.get("barge_in")) for e in entries] == [
+        ("tutor", "interrupted", None), ("student", None, True)]
 
 
 def test_the_tutors_own_voice_fed_back_does_not_interrupt(client_with_key, api_key, session_id):
