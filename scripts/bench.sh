@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `speak-memory`, `answer`, `webrtc` or `mouth VIDEO`. Installs the
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `speak-memory`, `answer`, `listen`, `webrtc` or `mouth VIDEO`. Installs the
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,8 @@ case "${1:-pipeline}" in
   speak) python bench/speak_bench.py ;;
   speak-memory) python bench/speak_memory_bench.py ;;
   answer) python bench/answer_bench.py ;;
+  listen) python bench/listen_bench.py ;;
   webrtc) python bench/webrtc_bench.py "${@:2}" ;;
   mouth) python bench/mouth_bench.py "${@:2}" ;;
-  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak|speak-memory|answer|webrtc|mouth VIDEO]" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/bench.sh [pipeline|detectors|stream|load|priority|speak|speak-memory|answer|listen|webrtc|mouth VIDEO]" >&2; exit 2 ;;
 esac

@@ -68,7 +68,10 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
             return
         pts = struct.unpack(">Q", bytes_data[1:9])[0]
         payload = bytes_data[9:9 + (len(bytes_data) - 9) // 2 * 2]
-        self.stage.hear(pts, np.frombuffer(payload, "<i2"), settings.SESSION_AUDIO_RATE)
+        try:
+            self.stage.hear(pts, np.frombuffer(payload, "<i2"), settings.SESSION_AUDIO_RATE)
+        except Exception:  # hearing failed: the stream goes on
+            logger.exception("stream of session %s: the student's audio could not be heard", self.session_id)
 
     async def connect(self) -> None:
         self.session_id = canonical_id(self.scope["url_route"]["kwargs"]["session_id"])

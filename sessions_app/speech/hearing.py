@@ -63,7 +63,8 @@ class Vad:
 
 @dataclass
 class TurnEvent:
-    kind: str  # "started" (speech long enough to count) or "ended" (silence long enough after it)
+    kind: str  # "started" (speech long enough to count), "paused" (a short silence in it: it may be
+    # over) or "ended" (silence long enough after it)
     start: int  # the turn's first sample (16 kHz, on the stream's sample count)
     end: int  # "ended": the sample after its last speech; "started": the sample it was confirmed at
 
@@ -76,6 +77,7 @@ class Turns:
 
     min_speech_s: float = 0.2
     end_silence_s: float = 0.5
+    pause_s: float = 0.25
     max_turn_s: float = 30.0
     on: float = 0.5  # Silero's own thresholds: speech above 0.5, silence below 0.35
     off: float = 0.35
@@ -83,6 +85,7 @@ class Turns:
     speech_start: int | None = None  # a run of speech not confirmed yet
     turn_start: int | None = None  # the turn now going on
     last_speech: int = 0
+    paused_at: int = -1  # the last speech a "paused" was told for
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __post_init__(self) -> None:
@@ -107,6 +110,10 @@ class Turns:
                 if self.turn_start is None and self.speech_start is not None \
                         and self.position - self.last_speech > 0.1 * RATE:
                     self.speech_start = None  # too short: a cough, a click
+            if (self.turn_start is not None and self.paused_at != self.last_speech
+                    and self.pause_s * RATE <= self.position - self.last_speech < self.end_silence_s * RATE):
+                self.paused_at = self.last_speech
+                events.append(TurnEvent("paused", self.turn_start, self.last_speech))
             if self.turn_start is not None and (
                     self.position - self.last_speech >= self.end_silence_s * RATE
                     or self.position - self.turn_start >= self.max_turn_s * RATE):
