@@ -111,7 +111,7 @@ async def run(server, api, tutor_id: int) -> list[str]:
         await stream(viewer, np.concatenate([beckett[:3 * RATE], np.zeros(RATE, np.int16)]), first)
         await viewer.wait_event(lambda e: e.get("type") == "transcript", since)
 
-        cuts = []
+        cuts, talking_fps = [], []
         for _ in range(BARGE_INS):
             since = len(viewer.events)
             body, _, _ = await asyncio.to_thread(api.speak, sid, SIXTY_SECONDS)
@@ -122,6 +122,7 @@ async def run(server, api, tutor_id: int) -> list[str]:
             speech = beckett[int(0.2 * RATE):int(1.7 * RATE)]  # its first word 0.13 s in
             sent = await stream(viewer, np.concatenate([speech, np.zeros(RATE, np.int16)]), clock())
             first_word = sent[int(0.13 / 0.04)]
+            talking_fps.append(sum(1 for t in viewer.video_times if sent[0] <= t <= sent[-1]) / (sent[-1] - sent[0]))
             silent = next((m.received for m in viewer.take_recording() if m.kind == "A" and m.received > first_word
                            and not np.frombuffer(m.payload, "<i2").any()), None)
             ended = await viewer.wait_event(utterance("utterance.ended", body["utterance_id"]), since)
@@ -139,6 +140,7 @@ async def run(server, api, tutor_id: int) -> list[str]:
         first_sent_pts = clock()
         sent = await stream(viewer, speech, first_sent_pts)
         listening = cpu.stop()
+        listening_fps = sum(1 for t in viewer.video_times if sent[0] <= t <= sent[-1]) / (sent[-1] - sent[0])
         await asyncio.sleep(3.0)
         transcripts = [e for e in viewer.events[since:] if e.get("type") == "transcript"]
     finally:
@@ -148,7 +150,8 @@ async def run(server, api, tutor_id: int) -> list[str]:
     report.append(f"1. barge-in, the student's first word sent -> the tutor's first silent audio received "
                   f"({len(seen)}/{len(cuts)}; reasons {sorted(set(r for _, r in cuts))}):")
     if seen:
-        report.append(f"   median {ms(statistics.median(seen))}, p95 {ms(percentile(seen, 0.95))}, max {ms(max(seen))}")
+        report.append(f"   median {ms(statistics.median(seen))}, p95 {ms(percentile(seen, 0.95))}, max {ms(max(seen))}; "
+                      f"720p video received while both talked: {min(talking_fps):.1f}-{max(talking_fps):.1f} fps")
     delays, lengths = [], []
     for event in transcripts:
         index = int((event["end_pts_us"] - anchor - first_sent_pts) // 40_000)
@@ -168,7 +171,7 @@ async def run(server, api, tutor_id: int) -> list[str]:
     report.append(f"   word errors: {errors}/{len(reference)} ({100 * errors / len(reference):.1f}%)")
     report.append(f"\n3. server CPU: {listening.server:.2f} cores while hearing the student (and streaming), "
                   f"{idle.server:.2f} streaming alone: hearing costs {listening.server - idle.server:.2f} of a core "
-                  f"(others on the machine: {listening.others:.2f} cores)")
+                  f"(others on the machine: {listening.others:.2f} cores); 720p video received meanwhile {listening_fps:.1f} fps")
     return report
 
 
