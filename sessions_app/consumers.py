@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
+
+import numpy as np
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -54,6 +57,21 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
 
     streamer: asyncio.Task | None = None
     viewing = False
+    stage = None  # the stage streaming to it now: the student's audio goes to it
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """The student's microphone: binary `A` messages as the server's (b"A", 8-byte big-endian
+        time in µs on the sender's clock, 16-bit little-endian mono PCM at the header's
+        audio_rate). Anything else from the viewer is ignored, as is audio before the header."""
+        if (not bytes_data or bytes_data[:1] != b"A" or len(bytes_data) < 11 or self.stage is None
+                or not settings.SESSION_LISTEN):
+            return
+        pts = struct.unpack(">Q", bytes_data[1:9])[0]
+        payload = bytes_data[9:9 + (len(bytes_data) - 9) // 2 * 2]
+        try:
+            self.stage.hear(pts, np.frombuffer(payload, "<i2"), settings.SESSION_AUDIO_RATE)
+        except Exception:  # hearing failed: the stream goes on
+            logger.exception("stream of session %s: the student's audio could not be heard", self.session_id)
 
     async def connect(self) -> None:
         self.session_id = canonical_id(self.scope["url_route"]["kwargs"]["session_id"])
@@ -166,7 +184,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         viewer = Viewer()
         # Joined first, so the header can say what draws the mouth (the stage's media waits in the
         # viewer's queue until the header is sent).
-        stage = await join_stage(self.session_id, frames, viewer)
+        stage = self.stage = await join_stage(self.session_id, frames, viewer)
         await self.send(text_data=json.dumps({
             "type": "session", "session_id": self.session_id, "avatar_id": frames.avatar_id,
             "fps": frames.fps, "width": frames.width, "height": frames.height, "frame_count": frames.frame_count,
@@ -206,6 +224,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
                     if look is None or look.ready is None or frames_version(look.ready) != frames.version:
                         return look or Look(ended_reason="ended")
         finally:
+            self.stage = None
             watchdog.cancel()
             stages.leave(stage, viewer)
 

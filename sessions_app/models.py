@@ -76,6 +76,15 @@ class Utterance(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # A text is said sentence by sentence: each sentence handed to the voice is a numbered piece
+    # (UtterancePiece), played in order of its number as soon as it is made. `pieces` counts the
+    # numbers handed out; `open` says more text may still be appended (an answer that arrives in
+    # pieces); `pending_text` is its unfinished last sentence, said when it ends or the utterance
+    # closes. `sample_count` grows with every piece made: the duration known so far.
+    open = models.BooleanField(default=False)
+    pieces = models.PositiveIntegerField(default=0)
+    pending_text = models.TextField(blank=True, default="")
+    appended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -83,3 +92,35 @@ class Utterance(models.Model):
     @property
     def duration_s(self) -> float:
         return self.sample_count / self.rate
+
+
+class UtterancePiece(models.Model):
+    """One sentence of an utterance, spoken: its audio and mouth tracks, as Utterance's fields.
+    Deleted once the utterance has been played or dropped."""
+
+    utterance = models.ForeignKey(Utterance, on_delete=models.CASCADE, related_name="made_pieces")
+    index = models.PositiveIntegerField()
+    sample_count = models.PositiveIntegerField()
+    pcm = models.BinaryField(default=b"")
+    mouth = models.BinaryField(default=b"")
+    mouth_shape = models.BinaryField(default=b"")
+
+    class Meta:
+        ordering = ["utterance_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["utterance", "index"], name="one_piece_per_index")]
+
+
+class StudentTurn(models.Model):
+    """Something the student said (a turn of their microphone's audio, recognised), kept for the
+    session's transcript."""
+
+    turn_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(TutoringSession, on_delete=models.CASCADE, related_name="student_turns")
+    text = models.TextField()
+    start_pts_us = models.BigIntegerField()  # on the session stream's clock
+    end_pts_us = models.BigIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)  # wall time: orders it among utterances
+    barge_in = models.BooleanField(default=False)  # it began while the tutor spoke, and cut the tutor
+
+    class Meta:
+        ordering = ["started_at", "id"]

@@ -15,7 +15,7 @@ from common.channels import send_to_group
 from common.errors import InvalidRequest, NotFound
 from sessions_app.errors import AvatarNotReady, SessionLimit
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
-from sessions_app.models import SessionState, TutoringSession, Utterance, UtteranceState
+from sessions_app.models import SessionState, TutoringSession, Utterance, UtterancePiece, UtteranceState
 from sessions_app.signals import session_ended, utterance_ended
 from tutors.models import Tutor
 
@@ -119,12 +119,16 @@ def drop_utterances(session_pk, now) -> None:
     """Cut what the session's tutor is saying and drop what waits to be said (an interrupt, or
     the session's end; sessions_app/speaking.py queues and plays utterances)."""
     dropped = Utterance.objects.filter(session_id=session_pk, state=UtteranceState.QUEUED).update(
-        state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"")
+        state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"", open=False)
     for pk in Utterance.objects.filter(session_id=session_pk, state=UtteranceState.PLAYING).values_list("pk", flat=True):
         if Utterance.objects.filter(pk=pk, state=UtteranceState.PLAYING).update(
-                state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b""):
+                state=UtteranceState.INTERRUPTED, ended_at=now, pcm=b"", open=False):
             utterance_ended.send(sender=Utterance, utterance_pk=pk, reason="interrupted")
     count_out_of_queue(session_pk, dropped)
+    # Their sentences' audio goes too (a sentence still being made is not stored: its utterance is
+    # no longer queued or playing).
+    UtterancePiece.objects.filter(utterance__session_id=session_pk,
+                                  utterance__state=UtteranceState.INTERRUPTED).delete()
 
 
 def count_out_of_queue(session_pk, count: int) -> None:

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import struct
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -45,9 +46,13 @@ logger = logging.getLogger(__name__)
 LEAD_FRAMES = 3
 # Between utterances, how often the database is asked for a queued one that no message announced.
 LOOK_EVERY_S = 1.0
+# While an utterance still grows (its later sentences being made, or its text still arriving),
+# how often the database is asked for its next pieces when no message announced one.
+MORE_EVERY_S = 0.25
 SPEAKING_JPEG_QUALITY = 85
 # A viewer this many messages behind (about 4 s of media at 25 fps) is too slow to follow.
 VIEWER_BACKLOG_LIMIT = 200
+PLAYED_FRAMES = 125  # the stage's last 5 s of audio at 25 fps: what an echo of the tutor is checked against
 
 
 
@@ -74,6 +79,23 @@ class Playing:
     shape: np.ndarray  # (steps, 2) spread, teeth; (0, 2) when the utterance has none
     rate: int
     position: int = 0  # samples already played
+    made: int = 0  # pieces (sentences) taken so far
+    complete: bool = True  # no more audio will come; else it waits (silent) at its end for more
+    source_rate: int = 0  # the rate its pieces were made at (0: the stage's)
+
+    def extend(self, pieces: list[tuple[bytes, bytes, bytes]], source_rate: int) -> None:
+        """Lay the next pieces after the audio so far (each a whole number of mouth steps long:
+        speaking.say pads them, so the tracks stay in step with the sound)."""
+        if not pieces:
+            return
+        samples = [np.frombuffer(pcm, "<i2") for pcm, _, _ in pieces]
+        if source_rate != self.rate:
+            samples = [resample(part, source_rate, self.rate) for part in samples]
+        self.samples = np.concatenate([self.samples, *samples])
+        self.mouth = np.concatenate([self.mouth, *(np.frombuffer(track, "<f4") for _, track, _ in pieces)])
+        self.shape = np.concatenate([self.shape.reshape(-1, 2),
+                                     *(np.frombuffer(shape, "<f4").reshape(-1, 2) for _, _, shape in pieces)])
+        self.made += len(pieces)
 
 
 class Viewer:
@@ -117,6 +139,10 @@ class Stage:
         self.cut_up_to: int | None = None  # interrupt every utterance up to this id
         self.task: asyncio.Task | None = None
         self.dead = False  # its clock stopped on an error: new viewers get a new stage
+        self.pts = 0  # the time of the frame last made (µs)
+        self.played: deque[np.ndarray] = deque(maxlen=PLAYED_FRAMES)  # the last frames' audio
+        self.sounded = 0  # frames since the last one with sound (the tutor's voice may still echo)
+        self.listener = None  # the student's audio, once some arrives (sessions_app/listening.py)
 
     # --- from consumers ------------------------------------------------------------------------
     def add(self, viewer: Viewer) -> None:
@@ -139,6 +165,37 @@ class Stage:
     def speak(self) -> None:
         self.wake.set()
 
+    def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
+        """The student's microphone: a chunk of mono int16 audio at `rate` from a viewer."""
+        if self.listener is None:
+            from sessions_app.listening import Listener
+
+            self.listener = Listener(self)
+        self.listener.hear(sender_pts_us, samples, rate)
+
+    def send_event(self, event: dict) -> None:
+        self._send(("event", event))
+
+    def recently_played(self, seconds: float) -> np.ndarray | None:
+        """The audio of the last `seconds` the stage made; None when none of it had sound."""
+        if self.sounded * 1.0 / self.frames.fps > seconds or not self.played:
+            return None
+        count = max(1, int(seconds * self.frames.fps))
+        return np.concatenate(list(self.played)[-count:])
+
+    def barge_in(self) -> None:
+        """The student talks over the tutor: cut what it says now, here, and drop what waits (the
+        database, and the session's other stages, hear of it as from an interrupt)."""
+        if self.playing is not None:
+            self.interrupt(self.playing.pk)
+        asyncio.get_running_loop().create_task(self._drop_for_barge_in())
+
+    async def _drop_for_barge_in(self) -> None:
+        try:
+            await _in_thread(speaking.interrupt)(self.session_id)
+        except Exception:  # the session ended meanwhile: nothing to cut
+            logger.info("session %s: barge-in found nothing to interrupt", self.session_id)
+
     def interrupt(self, up_to: int) -> None:
         self.cut_up_to = max(up_to, self.cut_up_to or 0)
         self.cut.set()
@@ -153,6 +210,7 @@ class Stage:
         fps = self.frames.fps
         start = loop.time()
         next_look = start
+        next_more = start
         index = 0
         try:
             while True:
@@ -164,7 +222,15 @@ class Stage:
                     self.wake.clear()
                     next_look = loop.time() + LOOK_EVERY_S
                     await self._claim(pts)
+                elif self.playing is not None and not self.playing.complete and (
+                        self.wake.is_set() or loop.time() >= next_more):
+                    self.wake.clear()
+                    next_more = loop.time() + MORE_EVERY_S
+                    await self._more(self.playing)
                 audio, speech, played = self._audio(end - first)
+                self.pts = pts
+                self.played.append(audio)
+                self.sounded = 0 if played else self.sounded + 1
                 shown = ping_pong(index, self.frames.frame_count)
                 jpeg = await jpeg_frame(self.frames, shown)
                 i420 = None
@@ -180,7 +246,8 @@ class Stage:
                                                             speech if mouth_moves else None, want_jpeg, want_i420)
                 for viewer in self.viewers:
                     viewer.frame(first, pts, jpeg, i420, audio)
-                if self.playing is not None and self.playing.position >= len(self.playing.samples):
+                if (self.playing is not None and self.playing.complete
+                        and self.playing.position >= len(self.playing.samples)):
                     done = self.playing
                     self.playing = None
                     self._send(("event", {"type": "utterance.ended", "utterance_id": done.utterance_id,
@@ -218,7 +285,10 @@ class Stage:
             return np.zeros(count, np.int16), None, 0
         part = playing.samples[playing.position:playing.position + count]
         start_s = playing.position / playing.rate
-        playing.position += count
+        # One still growing waits at its end (silent, the mouth at rest) for its next sentence.
+        playing.position += count if playing.complete else len(part)
+        if not len(part):
+            return np.zeros(count, np.int16), None, 0
         audio = part if len(part) == count else np.concatenate([part, np.zeros(count - len(part), np.int16)])
         end_s = start_s + count / playing.rate
         openness = openness_at(playing.mouth, start_s, end_s)
@@ -234,9 +304,19 @@ class Stage:
         shape = np.frombuffer(bytes(utterance.mouth_shape), dtype="<f4").reshape(-1, 2)
         if utterance.rate != self.rate:  # made under another SESSION_AUDIO_RATE
             samples = resample(samples, utterance.rate, self.rate)
-        self.playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, shape, self.rate)
+        playing = Playing(utterance.pk, str(utterance.utterance_id), samples, track, shape, self.rate,
+                          complete=False, source_rate=utterance.rate)
+        await self._more(playing)
+        self.playing = playing
         self._send(("event", {"type": "utterance.started", "utterance_id": str(utterance.utterance_id),
-                              "pts_us": pts, "duration_s": round(len(samples) / self.rate, 3)}))
+                              "pts_us": pts, "duration_s": round(len(playing.samples) / self.rate, 3),
+                              "complete": playing.complete}))
+
+    async def _more(self, playing: Playing) -> None:
+        """Take the utterance's pieces made since the last look."""
+        more = await _in_thread(speaking.more_audio)(playing.pk, playing.made)
+        playing.extend(more.pieces, playing.source_rate or self.rate)
+        playing.complete = more.complete
 
     async def _cut(self, pts: int) -> None:
         up_to, self.cut_up_to = self.cut_up_to, None

@@ -65,10 +65,11 @@ class WebRTCViewer:
         self._readers: list[asyncio.Task] = []
         self._first_pts: dict[str, float] = {}
 
-    async def start(self, post=None, video_codec: str | None = None, audio: bool = True) -> dict:
+    async def start(self, post=None, video_codec: str | None = None, audio: bool = True, microphone=None) -> dict:
         """Offer, post, take the answer; media then arrives in the background. Returns the answer.
         `post(body) -> answer` sends the offer (default: to the API over HTTP with the key);
-        `video_codec` ("VP8", "H264") offers that video codec alone."""
+        `video_codec` ("VP8", "H264") offers that video codec alone; `microphone` (an audio track)
+        is sent up as the student's voice (the audio is then `sendrecv`)."""
         pc = self.pc
         video = pc.addTransceiver("video", direction="recvonly")
         if video_codec:
@@ -76,7 +77,9 @@ class WebRTCViewer:
 
             video.setCodecPreferences([codec for codec in RTCRtpReceiver.getCapabilities("video").codecs
                                        if codec.mimeType.lower() in (f"video/{video_codec}".lower(), "video/rtx")])
-        if audio:
+        if microphone is not None:
+            pc.addTransceiver(microphone, direction="sendrecv")
+        elif audio:
             pc.addTransceiver("audio", direction="recvonly")
         channel = pc.createDataChannel("events")
         channel.on("message", lambda message: self.events.append((time.monotonic(), json.loads(message))))
@@ -181,3 +184,37 @@ def mouth_change(luma: np.ndarray, idle: list[np.ndarray], thumbnails: np.ndarra
     box = (slice(int(points[3][1] - 0.1 * width), int(points[3][1] + 0.5 * width)),
            slice(int(points[3][0]), int(points[4][0]) + 1))
     return float(np.abs(luma[box].astype(int) - idle[index][box]).mean())
+
+
+class RecordingTrack:
+    """A microphone that plays `samples` (mono int16 at 48 kHz), in real time, 20 ms a frame, then
+    silence: an aiortc audio track."""
+
+    def __new__(cls, samples: np.ndarray):
+        import fractions
+
+        import av
+        from aiortc import MediaStreamTrack
+
+        class Track(MediaStreamTrack):
+            kind = "audio"
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.index = 0
+                self.began: float | None = None
+
+            async def recv(self):
+                if self.began is None:
+                    self.began = time.monotonic()
+                wait = self.began + self.index * 0.02 - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                chunk = samples[self.index * 960:(self.index + 1) * 960]
+                chunk = np.concatenate([chunk, np.zeros(960 - len(chunk), np.int16)]).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = 48000, self.index * 960, fractions.Fraction(1, 48000)
+                self.index += 1
+                return frame
+
+        return Track()

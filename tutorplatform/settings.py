@@ -449,6 +449,21 @@ SESSION_AUDIO_RATE = env_int("SESSION_AUDIO_RATE", 24000)
 # Longest text one speak request may carry (characters), and longest audio body (seconds).
 SESSION_SPEAK_MAX_CHARS = env_int("SESSION_SPEAK_MAX_CHARS", 1000)
 SESSION_SPEAK_MAX_AUDIO_S = env_float("SESSION_SPEAK_MAX_AUDIO_S", 120.0)
+# An utterance whose text arrives in pieces (speak with "final": false, then append): the most
+# characters it may hold in all, and how long it stays open with nothing appended before it is
+# closed as it stands (its client went away).
+SESSION_SPEAK_MAX_UTTERANCE_CHARS = env_int("SESSION_SPEAK_MAX_UTTERANCE_CHARS", 20000)
+SESSION_SPEAK_OPEN_TIMEOUT_S = env_float("SESSION_SPEAK_OPEN_TIMEOUT_S", 30.0)
+# Hearing the student (sessions_app/listening.py): whether a viewer's microphone audio is heard;
+# the speech recogniser (a dotted path to a Recognizer class; empty: no transcripts); whether the
+# student talking cuts the tutor (barge-in), after how much speech (coughs are shorter), and the
+# silence that ends a student's turn.
+SESSION_LISTEN = env_bool("SESSION_LISTEN", True)
+SESSION_RECOGNIZER = env_str("SESSION_RECOGNIZER", "sessions_app.speech.hearing.WhisperTinyEn")
+SESSION_BARGE_IN = env_bool("SESSION_BARGE_IN", True)
+SESSION_BARGE_IN_MIN_SPEECH_S = env_float("SESSION_BARGE_IN_MIN_SPEECH_S", 0.2)
+SESSION_LISTEN_END_SILENCE_S = env_float("SESSION_LISTEN_END_SILENCE_S", 0.6)
+SESSION_LISTEN_MAX_TURN_S = env_float("SESSION_LISTEN_MAX_TURN_S", 30.0)
 # Utterances a session may have waiting to play (past it: 429 speak_queue_full).
 SESSION_MAX_QUEUED_UTTERANCES = env_int("SESSION_MAX_QUEUED_UTTERANCES", 8)
 # Audio bodies decoded at once in one server process (each holds its body, up to 64 MB, plus

@@ -94,6 +94,15 @@ class SpeakSerializer(serializers.Serializer):
     text = SpokenTextField(allow_blank=True, trim_whitespace=False,
                                  help_text="What the tutor says (at most SESSION_SPEAK_MAX_CHARS characters).")
     interrupt = serializers.BooleanField(default=False, help_text="Cut what is being said (and drop what waits) first.")
+    final = serializers.BooleanField(default=True, help_text=(
+        "false: the text is the first piece of an answer that arrives in pieces (it may be empty); "
+        "more comes with POST .../utterances/{utterance_id}/append."))
+
+
+class AppendSerializer(serializers.Serializer):
+    text = SpokenTextField(allow_blank=True, trim_whitespace=False, required=False, default="",
+                           help_text="The next piece of the text, as it is (its spaces join it to the pieces around it).")
+    final = serializers.BooleanField(default=False, help_text="The last piece: the utterance closes.")
 
 
 class SpeakQuerySerializer(serializers.Serializer):
@@ -107,8 +116,10 @@ class UtteranceSerializer(serializers.Serializer):
     state = serializers.CharField()
     duration_s = serializers.SerializerMethodField()
     source = serializers.CharField()
+    open = serializers.BooleanField(help_text="More text may still be appended.")
 
     def get_duration_s(self, utterance) -> float:
+        """Seconds of speech made so far: a text grows as its later sentences are made."""
         return round(utterance.duration_s, 3)
 
 
@@ -127,3 +138,29 @@ class WebRTCAnswerSerializer(serializers.Serializer):
     sdp = serializers.CharField(help_text="The server's SDP answer, with all its ICE candidates (no trickle).")
     codecs = serializers.DictField(child=serializers.CharField(),
                                    help_text='The codec each track is sent with, e.g. {"video": "VP8", "audio": "opus"}.')
+
+
+class TranscriptEntrySerializer(serializers.Serializer):
+    """A tutor's utterance (utterance_id, source, text, state, open, duration_s, created_at,
+    started_at, ended_at) or a student's turn (turn_id, text, start_pts_us, end_pts_us, started_at)."""
+
+    speaker = serializers.ChoiceField(choices=["tutor", "student"])
+    utterance_id = serializers.UUIDField(required=False, help_text="tutor: the utterance")
+    turn_id = serializers.UUIDField(required=False, help_text="student: the turn")
+    source = serializers.CharField(required=False, help_text='tutor: "text" or "audio"')
+    text = serializers.CharField(allow_null=True, help_text="what was said (so far); null for an audio body")
+    state = serializers.CharField(required=False)
+    open = serializers.BooleanField(required=False)
+    duration_s = serializers.FloatField(required=False)
+    start_pts_us = serializers.IntegerField(required=False, help_text="student: on the session stream's clock")
+    end_pts_us = serializers.IntegerField(required=False)
+    barge_in = serializers.BooleanField(required=False, help_text="student: the turn began over the tutor and cut it")
+    created_at = serializers.DateTimeField(required=False)
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class TranscriptSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    state = serializers.CharField()
+    entries = TranscriptEntrySerializer(many=True)

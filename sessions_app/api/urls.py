@@ -7,6 +7,9 @@ urlpatterns = [
     path("sessions/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
     path("sessions/<str:session_id>/end", views.SessionEndView.as_view(), name="session-end"),
     path("sessions/<str:session_id>/speak", views.SessionSpeakView.as_view(), name="session-speak"),
+    path("sessions/<str:session_id>/utterances/<str:utterance_id>/append", views.UtteranceAppendView.as_view(),
+         name="utterance-append"),
+    path("sessions/<str:session_id>/transcript", views.SessionTranscriptView.as_view(), name="session-transcript"),
     path("sessions/<str:session_id>/interrupt", views.SessionInterruptView.as_view(), name="session-interrupt"),
     path("sessions/<str:session_id>/webrtc", views.SessionWebRTCView.as_view(), name="session-webrtc"),
 ]

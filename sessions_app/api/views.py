@@ -13,9 +13,10 @@ from common.api_input import validated
 from common.api_schema import errors, extend_schema
 from common.parsers import JSONParser, WavParser
 from common.socket_auth import key_is_active
-from sessions_app import services, speaking
+from sessions_app import services, speaking, transcripts
 from sessions_app.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
+    AppendSerializer,
     CreateSessionSerializer,
     SpeakQuerySerializer,
     SpeakSerializer,
@@ -25,6 +26,7 @@ from sessions_app.api.serializers import (
     SessionListQuerySerializer,
     SessionListSerializer,
     SessionSerializer,
+    TranscriptSerializer,
 )
 
 
@@ -72,7 +74,7 @@ class SessionSpeakView(APIView):
                 utterance = speaking.speak_audio(session_id, body, interrupt=interrupt)
         else:
             asked = validated(SpeakSerializer, self._data(request))
-            utterance = speaking.speak_text(session_id, asked["text"], interrupt=asked["interrupt"])
+            utterance = speaking.speak_text(session_id, asked["text"], interrupt=asked["interrupt"], final=asked["final"])
         return Response(UtteranceSerializer(utterance).data, status=status.HTTP_202_ACCEPTED)
 
     @staticmethod
@@ -82,6 +84,24 @@ class SessionSpeakView(APIView):
         except UnsupportedMediaType:
             raise speaking.UnsupportedAudio(
                 f"Unsupported media type \"{request.content_type}\": send JSON {{\"text\": ...}} or an audio/wav body.") from None
+
+
+class UtteranceAppendView(APIView):
+    """The next piece of an open utterance's text (speak with "final": false opened it)."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=AppendSerializer, responses={200: UtteranceSerializer, **errors(400, 401, 404, 409, 503)})
+    def post(self, request, session_id: str, utterance_id: str):
+        asked = validated(AppendSerializer, request.data)
+        utterance = speaking.append_text(session_id, utterance_id, asked["text"], final=asked["final"])
+        return Response(UtteranceSerializer(utterance).data)
+
+
+class SessionTranscriptView(APIView):
+    @extend_schema(responses={200: TranscriptSerializer, **errors(401, 404)})
+    def get(self, request, session_id: str):
+        return Response(TranscriptSerializer(transcripts.transcript(session_id)).data)
 
 
 class SessionInterruptView(APIView):

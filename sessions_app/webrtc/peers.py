@@ -70,7 +70,9 @@ class SessionPeer:
         self.allowed = allowed  # still let in? (an API key can be revoked meanwhile)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers()))
         self.feed = PeerFeed(settings.SESSION_AUDIO_RATE, self._from_stage)
-        self.incoming = MediaBlackhole()  # media the viewer sends is read and dropped, never kept
+        self.incoming = MediaBlackhole()  # video the viewer sends is read and dropped, never kept
+        self.stage = None  # the stage streaming to it now: the viewer's microphone goes to it
+        self.hearing: asyncio.Task | None = None  # reads the viewer's audio track
         self.channel = None  # the viewer's data channel, when it opened one
         self.unsent: deque[str] = deque(maxlen=UNSENT_EVENTS)  # events from before it opened
         self.woken = asyncio.Event()
@@ -85,7 +87,7 @@ class SessionPeer:
     async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         pc = self.pc
         pc.on("datachannel", self._on_datachannel)
-        pc.on("track", self.incoming.addTrack)
+        pc.on("track", self._on_track)
         pc.on("connectionstatechange", self._on_state)
         await pc.setRemoteDescription(offer)
         for transceiver in pc.getTransceivers():
@@ -99,6 +101,34 @@ class SessionPeer:
         await self.incoming.start()
         self.watchdog = asyncio.create_task(self._close_unless_connected())
         return pc.localDescription
+
+    def _on_track(self, track) -> None:
+        """The viewer sends media (a `sendrecv` offer): its audio is the student's microphone."""
+        if track.kind == "audio" and settings.SESSION_LISTEN and self.hearing is None:
+            self.hearing = asyncio.create_task(self._hear(track))
+        else:
+            self.incoming.addTrack(track)
+
+    async def _hear(self, track) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        try:
+            while True:
+                frame = await track.recv()
+                stage = self.stage
+                if stage is None or frame.pts is None:
+                    continue  # before the avatar streams: nobody to talk to yet
+                samples = frame.to_ndarray().reshape(-1)  # packed 16-bit, channels interleaved
+                channels = len(frame.layout.channels)
+                if channels > 1:
+                    samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
+                stage.hear(int(frame.pts * frame.time_base * 1_000_000), samples, frame.sample_rate)
+        except MediaStreamError:
+            pass  # the track ended
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("WebRTC viewer of session %s: its audio could not be heard", self.session_id)
 
     def _on_datachannel(self, channel) -> None:
         """The viewer's channel is open (aiortc announces it then): what waited for it goes first."""
@@ -221,7 +251,7 @@ class SessionPeer:
         """The session's stage feeds the tracks until the session ends or shows another avatar."""
         self.feed.new_segment()
         self.stage_stopped = None
-        stage = await join_stage(self.session_id, frames, self.feed)
+        stage = self.stage = await join_stage(self.session_id, frames, self.feed)
         self._event({"type": "session", "avatar_id": frames.avatar_id, "fps": frames.fps, "width": frames.width,
                      "height": frames.height, "frame_count": frames.frame_count, "audio_rate": self.feed.rate,
                      "renderer": renderer_description(stage.renderer)})
@@ -242,6 +272,7 @@ class SessionPeer:
                 if self.stage_stopped == "gone":
                     raise RuntimeError("the avatar's frames cannot be read")
         finally:
+            self.stage = None
             stages.leave(stage, self.feed)
 
     async def close(self) -> None:
@@ -252,7 +283,8 @@ class SessionPeer:
         peers.discard(self)
         viewers.leave(self.session_id)
         current = asyncio.current_task()
-        tasks = [task for task in (self.driver, self.listener, self.watchdog) if task is not None and task is not current]
+        tasks = [task for task in (self.driver, self.listener, self.watchdog, self.hearing)
+                 if task is not None and task is not current]
         for task in tasks:
             task.cancel()
         # Let them unwind before going on: a channel layer's receive still pending on this loop
