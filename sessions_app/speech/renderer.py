@@ -80,7 +80,7 @@ MASK_CENTRE_DOWN = 0.45  # the lower-face mask's centre, below the mouth line
 MASK_HALF_WIDTH = 1.0  # its half-axes, sideways and down
 MASK_HALF_HEIGHT = 0.8
 MASK_SOLID = 0.45  # inside this fraction of the ellipse the mask is 1; it feathers to 0 at its edge
-CAVITY_DEPTH = np.float32(0.55)  # how much darker the uncovered gap is than what it shows
+CAVITY_DEPTH = np.float32(0.85)  # how much darker the uncovered gap is than what it shows
 MIN_OPENNESS = 0.02  # below this the idle frame is shown as it is
 
 

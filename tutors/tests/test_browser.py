@@ -252,7 +252,8 @@ def test_staff_session_over_webrtc_is_heard_and_seen_speaking(page, server, face
     page.click("#say")
     page.wait_for_function("document.getElementById('speech-state').textContent === 'speaking'", timeout=10_000)
     levels, changes = [], []
-    for _ in range(15):
+    # Sampled over the whole sentence (~4 s): a drawn mouth opens widest on a few open vowels only.
+    for _ in range(25):
         levels.append(page.evaluate("window.sessionPlayer.level()"))
         changes.append(drawn_mouth_change())
         page.wait_for_timeout(100)
