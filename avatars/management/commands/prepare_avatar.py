@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from avatars import services, storage
+from avatars import jobs, services, storage
 from common.errors import ServiceError
 from avatars.models import FINAL_STATES, Avatar, AvatarSource, AvatarState
 from tutors.models import Tutor
@@ -99,6 +99,12 @@ class Command(BaseCommand):
             sys.exit(130)
         bar.show(avatar, final=True)
         bar.close()
+        # The row turns final inside the job; what follows it (the tutor's switch, the replaced
+        # avatar's deletion) runs when the job's transaction commits: a job run in this process is
+        # waited for, so the report below says what happened (it read "kept" while the deletion ran).
+        wait_idle = getattr(jobs.backend(), "wait_idle", None)
+        if wait_idle is not None:
+            wait_idle(30)
         if avatar.state != AvatarState.READY:
             raise CommandError(f"{avatar.error_code or avatar.state}: {avatar.error_message or 'the job did not finish'}")
         video_facts = avatar.video or {}
