@@ -6,7 +6,6 @@ appears in the page's conversation."""
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 import wave
 from pathlib import Path
@@ -14,20 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from testsupport.live_server import start_live_server
+from testsupport.browser import ARTIFACTS, chromium, needs_chromium, webrtc_live_server
 from testsupport.videos import drifting, write_face_video
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = start_live_server(tmp_path_factory.mktemp("talk-server"), extra_env={"SESSION_WEBRTC_HOST_ADDRESSES": "127.0.0.1"})
-    yield live
-    live.stop()
+    with webrtc_live_server(tmp_path_factory.mktemp("talk-server")) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +44,10 @@ def microphone(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(microphone):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-                  "--autoplay-policy=no-user-gesture-required",
-                  # A microphone without asking, playing the recording.
-                  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={microphone}"],
-        )
-        yield chromium
-        chromium.close()
+    # A microphone without asking, playing the recording.
+    with chromium(["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                   f"--use-file-for-fake-audio-capture={microphone}"]) as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

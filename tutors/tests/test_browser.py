@@ -5,47 +5,25 @@ Screenshots of each end state are saved under test-artifacts/.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from testsupport.live_server import start_live_server
+from testsupport.browser import ARTIFACTS, chromium, needs_chromium, webrtc_live_server
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium is not installed (scripts/test.sh installs Debian's chromium; it could not here)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    # WebRTC media on loopback only (the server's candidates; Chromium's are allowed loopback below).
-    live = start_live_server(tmp_path_factory.mktemp("live-server"), extra_env={"SESSION_WEBRTC_HOST_ADDRESSES": "127.0.0.1"})
-    yield live
-    live.stop()
+    with webrtc_live_server(tmp_path_factory.mktemp("live-server")) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            # No sandbox as root; no background traffic on a machine without internet.
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  # WebRTC: loopback candidates, and plain addresses rather than mDNS names
-                  # (resolving those would send multicast queries onto the network).
-                  "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-                  "--autoplay-policy=no-user-gesture-required"],
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -13,22 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from testsupport.live_server import start_live_server
-from tutors.tests.test_browser import ARTIFACTS, CHROMIUM, browser, new_tutor  # noqa: F401  (browser: a fixture)
+from testsupport.browser import ARTIFACTS, needs_chromium, webrtc_live_server
+from tutors.tests.test_browser import browser, new_tutor  # noqa: F401  (browser: a fixture)
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium is not installed (scripts/test.sh installs Debian's chromium; it could not here)",
-)
+pytestmark = needs_chromium
 
 WIDTHS = (1280, 800)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = start_live_server(tmp_path_factory.mktemp("live-pages"), extra_env={"SESSION_WEBRTC_HOST_ADDRESSES": "127.0.0.1"})
-    yield live
-    live.stop()
+    with webrtc_live_server(tmp_path_factory.mktemp("live-pages")) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
