@@ -59,8 +59,8 @@ def face_crop(frame: np.ndarray, box: TrackedBox, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-# The lower-face patches of the mouth bank: JPEG at this quality keeps teeth edges (at 90 the
-# sharpness ratio of a rendered mouth to the true one fell by ~0.05 on a real video).
+# The lower-face patches of the mouth bank: the quality of the prepared full frames, so a pasted
+# mouth keeps the detail (teeth edges) the frame it replaces has.
 MOUTH_JPEG_QUALITY = 95
 
 

@@ -51,8 +51,8 @@ def from_speech(phonemes: tuple[Phoneme, ...], samples: np.ndarray, rate: int) -
     return close_lips(track, led)
 
 
-# m/b/p must show closed lips, but smoothing between two open vowels lifts a 50-80 ms closure to a
-# third of their opening (a mouth that never quite closes). After smoothing, each closure is held
+# m/b/p must show closed lips, but smoothing between two open vowels lifts a short closure off
+# zero (a mouth that never quite closes). After smoothing, each closure is held
 # at 0 over its phoneme, and over at least CLOSURE_MIN_S around its middle so that one 40 ms video
 # frame falls inside it whole.
 _CLOSURES = set("mbpɓ")

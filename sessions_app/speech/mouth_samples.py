@@ -52,7 +52,8 @@ BLUR_WEIGHT = 8.0  # a sample with no detail costs as much as being ~0.07 too op
 SWITCH_COST = 0.3  # leaving the last sample
 # The speech tracks' openness that means "as wide as this tutor opens": a synthesised sentence's
 # track peaks at 0.3-0.5 (phoneme shape x loudness), so 1.0 was never reached and the samples
-# chosen stayed near closed (lip-sync correlation 0.2 with 1.0 here, 0.6+ with 0.45).
+# chosen stayed near closed (the mouth measured on rendered frames correlated with the sound at
+# 0.20 with 1.0; 0.49-0.61 with 0.35 and speech/mouth.py's loudness weight).
 TRACK_OPEN = 0.35
 REST_SWITCH_COST = 6.0  # ... while resting: a resting mouth changes only for a clearly better pose
 SPREAD_WIDTH_GAIN = 0.12  # spread +1 -> 12% wider than the closed mouth; rounded -1 -> 15% narrower
