@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 
 from avatars import jobs, services as avatar_services, storage
 from avatars.models import AvatarSource
+from avatars.pipeline import lips, mouth_bank
 from sessions_app import services, speaking
 from sessions_app.frames import ping_pong
 from sessions_app.models import Utterance
@@ -347,13 +348,11 @@ def test_an_utterance_left_playing_by_a_stage_that_went_away_is_ended_at_the_nex
 
 # --- A real talking tutor: their own mouth on the stream -------------------------------------------
 
-@pytest.mark.skipif(not __import__("avatars.pipeline.lips", fromlist=["available"]).available(),
-                    reason="the face-mesh model is not installed")
+@pytest.mark.skipif(not lips.available(), reason="the face-mesh model is not installed")
 def test_a_real_talking_tutor_speaks_with_their_own_mouth_on_the_stream(client_with_key, api_key):
     """Real talking footage (testsupport/talking_footage.py) prepared through the service: the
     header names the sample renderer; what a client receives moves the mouth with the sound (lip-sync
     measured on the received frames by the face mesh) and rests it in the silences."""
-    from avatars.pipeline import lips
     from testsupport.talking_footage import talking_clip
 
     tutor = Tutor.objects.create(name="Franck")
@@ -394,10 +393,4 @@ def test_a_real_talking_tutor_speaks_with_their_own_mouth_on_the_stream(client_w
           f"{np.nanstd(moving):.4f}, silent {np.nanstd(resting):.4f}")
     assert abs(lag) <= 1 and correlation >= 0.4
     assert np.nanstd(resting) <= 0.2 * np.nanstd(moving)
-    assert np.nanmax(moving) > 2 * mouth_bank_open_min()
-
-
-def mouth_bank_open_min() -> float:
-    from avatars.pipeline.mouth_bank import OPEN_MIN
-
-    return OPEN_MIN
+    assert np.nanmax(moving) > 2 * mouth_bank.OPEN_MIN
