@@ -489,6 +489,19 @@ SESSION_WEBRTC_CONNECT_TIMEOUT_S = env_float("SESSION_WEBRTC_CONNECT_TIMEOUT_S",
 # Longest an offer may take to answer (ICE candidates are gathered before the answer: STUN/TURN).
 SESSION_WEBRTC_ANSWER_TIMEOUT_S = env_float("SESSION_WEBRTC_ANSWER_TIMEOUT_S", 15.0)
 
+# --- A media server for live sessions (README, "Live sessions past one machine") ---------------
+
+# Who carries a session's media to its WebRTC viewers: "" (none: the web process that runs the
+# session's stage serves its viewers itself, the embedded default) or "janus" (a stage worker
+# encodes the session once and sends plain RTP to a Janus Streaming mountpoint; Janus serves the
+# viewers).
+SESSION_MEDIA_SERVER = env_str("SESSION_MEDIA_SERVER", "")
+# Janus's HTTP API (http://10.213.0.2:8088/janus), the Streaming plugin's admin_key (needed to
+# create mountpoints) and the address the stage workers send RTP to (Janus's own address).
+JANUS_URL = env_str("JANUS_URL", "")
+JANUS_ADMIN_KEY = env_str("JANUS_ADMIN_KEY", "")
+JANUS_RTP_HOST = env_str("JANUS_RTP_HOST", "")
+
 # --- Webhooks (webhooks/; docs/api.md, "Webhooks") ----------------------------------------------
 
 # Who delivers: "threads" (a pool in the server process) or "celery" (the Celery workers);
