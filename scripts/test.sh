@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need and run every test. CI runs exactly this (.ci/run).
 #   1. the whole suite on the embedded defaults (SQLite, in-memory channel layer, local files),
-#      with Debian's Chromium (browser tests) and coturn (the WebRTC relay test) installed if missing;
+#      with Debian's Chromium (browser tests), coturn (the WebRTC relay test), janus (the live-session
+#      media test, which needs root for its network namespace) and haproxy installed if missing;
 #   2. the API, WebSocket and session tests again against a real PostgreSQL and a real Redis,
 #      installed from Debian and started on loopback here, plus the Celery tests (an API server
 #      and separate worker processes); skipped, and said so, if those cannot be had here.
@@ -25,6 +26,19 @@ if ! command -v turnserver >/dev/null 2>&1; then
     || echo "WARNING: coturn could not be installed; the WebRTC relay test will be reported as skipped." >&2
 fi
 
+# janus: the media server the live-session media test runs in a network namespace (made with ip,
+# from iproute2; needs root, and sessions_app/tests/test_janus_media.py skips, saying why,
+# otherwise); haproxy: the load balancer of scripts/cluster.sh. The packages' own daemons are not used.
+for pair in janus:janus haproxy:haproxy ip:iproute2 curl:curl; do
+  command_name=${pair%%:*} package=${pair#*:}
+  if ! command -v "$command_name" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$command_name" ]; then
+    echo "Installing Debian's $package ..."
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$package" >/dev/null; } \
+      || echo "WARNING: $package could not be installed; the tests that need it will be reported as skipped." >&2
+  fi
+done
+
 python -m pytest "$@"
 status=$?
 if [ $# -gt 0 ] || [ $status -ne 0 ]; then
@@ -39,7 +53,7 @@ if [ "$BACKENDS_READY" = 1 ]; then
   python -m pytest -p no:cacheprovider \
     avatars/tests/test_api_avatars.py avatars/tests/test_seed_client_flow.py avatars/tests/test_consumers.py \
     avatars/tests/test_bad_inputs.py avatars/tests/test_backends.py avatars/tests/test_celery.py sessions_app \
-    webhooks tutors/tests/test_tutor_races.py
+    webhooks tutors/tests/test_tutor_races.py --ignore=sessions_app/tests/test_janus_media.py
   status=$?
 else
   echo "SKIPPED: the PostgreSQL/Redis run did not happen: $BACKENDS_SKIPPED"

@@ -57,8 +57,9 @@ def _janus_sh(function: str, env: dict[str, str]) -> dict[str, str]:
 def janus():
     if os.geteuid() != 0:
         pytest.skip("Janus runs in a network namespace, which needs root")
-    if shutil.which("janus") is None:
-        pytest.skip("janus is not installed (Debian: apt-get install janus; scripts/test.sh does it)")
+    for command, package in (("janus", "janus"), ("ip", "iproute2"), ("curl", "curl")):
+        if shutil.which(command) is None:
+            pytest.skip(f"{command} is not installed (Debian: apt-get install {package}; scripts/test.sh does it)")
     env = _janus_sh("janus_start", TEST_NETWORK)
     if env.get("JANUS_READY") != "1":
         pytest.fail(f"Janus did not start: {env.get('JANUS_SKIPPED')}")
