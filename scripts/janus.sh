@@ -60,7 +60,7 @@ general: {
 	events_folder = "$lib/events"
 	loggers_folder = "$lib/loggers"
 	log_to_file = "$dir/janus.log"
-	debug_level = 4
+	debug_level = ${JANUS_DEBUG_LEVEL:-4}
 	debug_timestamps = true
 	debug_colors = false
 	# A viewer's session that sends nothing (no keepalive, no long-poll) for this long is dropped.

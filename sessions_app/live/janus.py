@@ -200,33 +200,40 @@ class JanusClient:
     def create_mountpoint(self, mountpoint_id: int, name: str, video: bool = True, audio: bool = True,
                           data: bool = True) -> dict[str, int]:
         """An RTP mountpoint whose inputs Janus binds on ports it picks (port 0, from the Streaming
-        plugin's rtp_port_range). Returns {"video": port, "audio": port, "data": port} for the
+        plugin's rtp_port_range). Returns {"video", "video_rtcp", "audio", "data": port} for the
         streams asked for. The mountpoint's secret is the admin key, so only key holders can see
-        its ports or destroy it. Janus keeps the last VP8 keyframe and sends it to a new viewer at
-        once (videobufferkf), so a viewer sees a picture without waiting for the next keyframe."""
+        its ports or destroy it.
+
+        A new viewer gets a picture at once through the video RTCP port: Janus sends the source a
+        PLI there when a viewer starts (and relays viewers' PLIs), and RtpPublisher answers with a
+        keyframe (measured: the viewer's first picture 0.1 s after `start`). Janus's own keyframe
+        buffer (`videobufferkf`) is left off: it hands a joining viewer a keyframe up to 2 s old
+        followed by live frames that reference pictures it never had, which a decoder that does
+        not check VP8 picture ids (aiortc's) shows as a smeared picture until the next keyframe;
+        and in Janus 1.1.2 it works only with this single-stream form of `create`."""
         if not (video or audio or data):
             raise ValueError("a mountpoint needs at least one of video, audio, data")
-        media: list[dict[str, Any]] = []
-        if video:
-            media.append({"type": "video", "mid": "v", "label": "video", "port": 0, "pt": VIDEO_PT,
-                          "codec": "vp8", "rtpmap": "VP8/90000", "videobufferkf": True})
-        if audio:
-            media.append({"type": "audio", "mid": "a", "label": "audio", "port": 0, "pt": AUDIO_PT,
-                          "codec": "opus", "rtpmap": "opus/48000/2"})
-        if data:
-            media.append({"type": "data", "mid": "d", "label": "events", "port": 0, "datatype": "text"})
-        created = self._manage({
+        # The single-stream form of `create` (audio*/video*/data* fields, which Janus answers with
+        # a "deprecated_api" warning): it is the one that returns the RTCP port it picked.
+        body: dict[str, Any] = {
             "request": "create", "admin_key": self.admin_key, "type": "rtp", "id": int(mountpoint_id),
             "name": name, "description": name, "secret": self.admin_key, "is_private": False,
-            "permanent": False, "media": media,
-        })
-        ports: dict[str, int] = {}
-        for stream in created.get("stream", {}).get("ports", []):
-            ports[stream["type"]] = int(stream["port"])
-        missing = {kind for kind, wanted in (("video", video), ("audio", audio), ("data", data)) if wanted} - set(ports)
+            "permanent": False, "video": bool(video), "audio": bool(audio), "data": bool(data),
+        }
+        if video:
+            body.update(videoport=0, videortcpport=0, videopt=VIDEO_PT, videocodec="vp8", videortpmap="VP8/90000")
+        if audio:
+            body.update(audioport=0, audiopt=AUDIO_PT, audiocodec="opus", audiortpmap="opus/48000/2")
+        if data:
+            body.update(dataport=0, datatype="text")
+        stream = self._manage(body).get("stream", {})
+        ports = {kind: int(stream[f"{kind}_port"])
+                 for kind in ("video", "video_rtcp", "audio", "data") if stream.get(f"{kind}_port")}
+        wanted = {"video": video, "video_rtcp": video, "audio": audio, "data": data}
+        missing = {kind for kind, asked in wanted.items() if asked} - set(ports)
         if missing:
-            raise JanusError(None, f"created mountpoint {mountpoint_id} but got no port for {sorted(missing)}: {created!r:.300}",
-                             "create")
+            raise JanusError(None, f"created mountpoint {mountpoint_id} but got no port for {sorted(missing)}: "
+                                   f"{stream!r:.300}", "create")
         return ports
 
     def destroy_mountpoint(self, mountpoint_id: int) -> None:

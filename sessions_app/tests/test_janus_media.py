@@ -35,7 +35,11 @@ TEST_NETWORK = {
     "JANUS_NS_ADDR": "10.213.1.2",
 }
 WIDTH, HEIGHT, FPS, AUDIO_RATE = 640, 360, 25, 24000
-SQUARE, SQUARE_Y, SPEED = 64, 140, 4  # the square's side, top and pixels per frame
+SQUARE, SQUARE_Y, SPEED = 64, 140, 2  # the square's side, top and pixels per frame
+JOIN_AT = 60  # the frame the viewer joins at
+# No keyframe on the publisher's own schedule after the first (frame 0) within the test: the viewer
+# joining at frame 60 sees a picture only if its keyframe request is answered.
+KEYFRAME_INTERVAL_S = 60.0
 TONE_HZ = 440.0
 
 
@@ -96,15 +100,18 @@ class Publisher(threading.Thread):
     def __init__(self, janus: dict[str, str], ports: dict[str, int], frames: int):
         super().__init__(daemon=True)
         self.rtp = RtpPublisher(janus["JANUS_RTP_HOST"], ports["video"], ports["audio"], ports["data"],
-                                audio_rate=AUDIO_RATE, fps=FPS)
+                                audio_rate=AUDIO_RATE, fps=FPS, video_rtcp_port=ports["video_rtcp"],
+                                keyframe_interval_s=KEYFRAME_INTERVAL_S)
         self.frames = frames
         self.events_from = threading.Event()
+        self.index = 0  # the frame being sent
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
             start, sample = time.monotonic(), 0
             for index in range(self.frames):
+                self.index = index
                 count = (index + 1) * AUDIO_RATE // FPS - index * AUDIO_RATE // FPS
                 self.rtp.send_frame(picture(index), tone(sample, count))
                 sample += count
@@ -119,20 +126,22 @@ class Publisher(threading.Thread):
             self.rtp.close()
 
 
-def square_x(luma: np.ndarray) -> float | None:
-    """The bright square's left edge in a decoded picture (mean column of its bright pixels)."""
-    bright = luma[:, :] > 180
+def square_at(luma: np.ndarray) -> tuple[float, float] | None:
+    """The bright square's left edge and top in a decoded picture (from the mean of its bright
+    pixels), or None when there is no square-sized bright patch."""
+    bright = luma > 180
     if bright.sum() < SQUARE * SQUARE * 0.6:
         return None
     rows, cols = np.nonzero(bright)
-    assert abs(rows.mean() - (SQUARE_Y + SQUARE / 2)) < 4, "the square is not where it was drawn"
-    return float(cols.mean() - SQUARE / 2)
+    return float(cols.mean() - SQUARE / 2), float(rows.mean() - SQUARE / 2)
 
 
 async def watch_and_receive(client: JanusClient, mountpoint_id: int, publisher: Publisher) -> dict:
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
     got = {"video": [], "audio": [], "events": [], "viewers": None}
+    while publisher.index < JOIN_AT:
+        await asyncio.sleep(0.02)
     session, handle, offer = await asyncio.to_thread(client.watch, mountpoint_id)
     pc = RTCPeerConnection()
     readers = []
@@ -142,7 +151,7 @@ async def watch_and_receive(client: JanusClient, mountpoint_id: int, publisher: 
             frame = await track.recv()
             if track.kind == "video":
                 luma = frame.to_ndarray(format="yuv420p")[:frame.height]
-                got["video"].append((frame.pts, square_x(luma)))
+                got["video"].append((frame.pts, square_at(luma)))
             else:
                 got["audio"].append(frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0].copy())
 
@@ -183,9 +192,9 @@ async def watch_and_receive(client: JanusClient, mountpoint_id: int, publisher: 
 def test_published_media_reaches_a_webrtc_viewer_through_janus(janus, client):
     mountpoint_id = 7301
     ports = client.create_mountpoint(mountpoint_id, "session-7301")
-    assert set(ports) == {"video", "audio", "data"} and len(set(ports.values())) == 3
+    assert set(ports) == {"video", "video_rtcp", "audio", "data"} and len(set(ports.values())) == 4
     assert any(m["id"] == mountpoint_id for m in client.list_mountpoints())
-    publisher = Publisher(janus, ports, frames=FPS * 6)
+    publisher = Publisher(janus, ports, frames=FPS * 8)
     publisher.start()
     try:
         got = asyncio.run(watch_and_receive(client, mountpoint_id, publisher))
@@ -195,15 +204,22 @@ def test_published_media_reaches_a_webrtc_viewer_through_janus(janus, client):
 
     assert got["viewers"] == 1
 
-    # The picture: the square is found in the decoded frames and moves as published, SPEED pixels
-    # per 1/25 s of the frames' own timestamps (90 kHz, relayed untouched in their spacing).
-    seen = [(pts, x) for pts, x in got["video"] if x is not None]
+    # The picture: the square is found in the decoded frames where it was drawn.
+    seen = [(pts, at[0], at[1]) for pts, at in got["video"] if at is not None]
     assert len(seen) >= 0.9 * len(got["video"]) and len(seen) >= 50, got["video"][:10]
-    first_pts, first_x = seen[0]
-    for pts, x in seen:
+    misplaced = [(i, x, top) for i, (_, x, top) in enumerate(seen) if abs(top - SQUARE_Y) >= 3]
+    assert not misplaced, misplaced
+    index_of = [(x - 40) / SPEED for _, x, _ in seen]
+    # The first picture is a keyframe made for this viewer (Janus asked for it when the viewer
+    # started), from where the stream had got to; the frames after it follow on.
+    assert index_of[0] >= JOIN_AT - 1 and publisher.rtp.keyframes_requested >= 1, index_of[:3]
+    # The frames move as published: SPEED pixels per 1/25 s of their own timestamps (90 kHz).
+    live = seen
+    first_pts, first_x, _ = live[0]
+    for pts, x, _ in live:
         expected = first_x + SPEED * (pts - first_pts) / (90000 / FPS)
         assert abs(x - expected) < 3, (pts, x, expected)
-    assert seen[-1][1] - first_x > SPEED * 40, "the square did not move across the picture"
+    assert live[-1][1] - first_x > SPEED * 40, "the square did not move across the picture"
 
     # The sound: a 440 Hz tone (Opus decodes to 48 kHz).
     samples = np.concatenate(got["audio"]).astype(np.float64)[48000 // 2:]  # past the first half second
@@ -258,6 +274,6 @@ def test_after_a_janus_restart_the_mountpoint_is_missing_and_can_be_made_again(j
     # Mountpoints live in Janus's memory: the caller (the stage worker) must make them again.
     assert not client.mountpoint_exists(mountpoint_id)
     ports = client.create_mountpoint(mountpoint_id, "session-7311")
-    assert set(ports) == {"video", "audio", "data"}
+    assert set(ports) == {"video", "video_rtcp", "audio", "data"}
     assert client.mountpoint_exists(mountpoint_id)
     client.destroy_mountpoint(mountpoint_id)
