@@ -19,7 +19,8 @@
 # Overridable: CLUSTER_PORT (9000), CLUSTER_WEB_PORTS ("9101 9102"), CLUSTER_STAGE_WORKERS
 # ("worker-1 worker-2"), CLUSTER_CELERY_WORKERS (1), CLUSTER_PG_PORT (55442), CLUSTER_REDIS_PORT
 # (56389), CLUSTER_RUN_DIR (/tmp/tp-cluster-$CLUSTER_PORT: pids, logs, data), and scripts/janus.sh's
-# JANUS_* addresses.
+# JANUS_* addresses (a second cluster on the same machine needs its own JANUS_NETNS, JANUS_VETH and
+# addresses besides its own ports).
 
 CLUSTER_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLUSTER_PORT=${CLUSTER_PORT:-9000}

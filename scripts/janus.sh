@@ -17,7 +17,9 @@
 # "${JANUS_VETH}n"), JANUS_HOST_ADDR (10.213.0.1), JANUS_NS_ADDR (10.213.0.2), JANUS_PREFIX (30),
 # JANUS_HTTP_PORT (8088), JANUS_ICE_PORTS (20000-29999: the viewers' WebRTC ports),
 # JANUS_RTP_PORTS (30000-39999: the mountpoints' plain-RTP input ports), JANUS_ADMIN_KEY
-# (the Streaming plugin's key for creating mountpoints; random when unset).
+# (the Streaming plugin's key for creating mountpoints; random when unset), JANUS_DEBUG_LEVEL (4;
+# 7 logs every packet's fate, keyframes included). janus_start clears a namespace of the same name
+# first, so two Janus need different JANUS_NETNS, JANUS_VETH and addresses.
 # Needs root (namespaces, veth) and the janus binary; CI installs Debian's janus (scripts/test.sh).
 JANUS_READY=0
 JANUS_SKIPPED=""

@@ -26,13 +26,14 @@ from sessions_app.live.rtp import RtpPublisher
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-# A namespace and addresses of the tests' own, so a cluster started by scripts/cluster.sh (the
-# defaults) can run beside them.
+# A namespace, veth and /30 of this test run's own, so a cluster started by scripts/cluster.sh (the
+# defaults, 10.213.0.0/30) and another test run can work beside it.
+_RUN = os.getpid()
 TEST_NETWORK = {
-    "JANUS_NETNS": "tp-janus-test",
-    "JANUS_VETH": "tpjtest0",
-    "JANUS_HOST_ADDR": "10.213.1.1",
-    "JANUS_NS_ADDR": "10.213.1.2",
+    "JANUS_NETNS": f"tp-janus-t{_RUN}",
+    "JANUS_VETH": f"tpjt{_RUN % 100000}",
+    "JANUS_HOST_ADDR": f"10.213.{1 + _RUN % 254}.1",
+    "JANUS_NS_ADDR": f"10.213.{1 + _RUN % 254}.2",
 }
 WIDTH, HEIGHT, FPS, AUDIO_RATE = 640, 360, 25, 24000
 SQUARE, SQUARE_Y, SPEED = 64, 140, 2  # the square's side, top and pixels per frame
