@@ -489,6 +489,25 @@ SESSION_WEBRTC_CONNECT_TIMEOUT_S = env_float("SESSION_WEBRTC_CONNECT_TIMEOUT_S",
 # Longest an offer may take to answer (ICE candidates are gathered before the answer: STUN/TURN).
 SESSION_WEBRTC_ANSWER_TIMEOUT_S = env_float("SESSION_WEBRTC_ANSWER_TIMEOUT_S", 15.0)
 
+# --- Live sessions past one machine ------------------------------------------------------------
+# "" (the embedded default): every web process runs the stages of the sessions its viewers watch
+# and answers WebRTC offers itself (aiortc). "janus": stages run in stage-worker processes
+# (`manage.py stage_worker`), each session's media is encoded once and sent as RTP to a Janus
+# Streaming mountpoint, and WebRTC viewers get it from Janus (Janus offers, the viewer answers).
+# Needs the shared database and the Redis channel layer.
+SESSION_MEDIA_SERVER = env_str("SESSION_MEDIA_SERVER", "")
+JANUS_URL = env_str("JANUS_URL", "")  # Janus's HTTP API, e.g. http://10.0.0.5:8088/janus
+JANUS_ADMIN_KEY = env_str("JANUS_ADMIN_KEY", "")  # the Streaming plugin's admin_key (mountpoint create/destroy)
+JANUS_RTP_HOST = env_str("JANUS_RTP_HOST", "")  # where stage workers send RTP (Janus's address as they see it)
+# A stage worker writes its heartbeat this often, and counts as dead (its sessions placed on
+# another worker) once its heartbeat is this old: failover in about DEAD_AFTER + one heartbeat.
+STAGE_WORKER_HEARTBEAT_S = env_float("STAGE_WORKER_HEARTBEAT_S", 0.5)
+STAGE_WORKER_DEAD_AFTER_S = env_float("STAGE_WORKER_DEAD_AFTER_S", 2.0)
+STAGE_WORKER_MAX_SESSIONS = env_int("STAGE_WORKER_MAX_SESSIONS", 0)  # 0: no limit
+# On SIGTERM a worker lets what its sessions are saying finish (at most this long) before handing
+# them over, so a clean stop cuts no sentence.
+STAGE_WORKER_HANDOVER_S = env_float("STAGE_WORKER_HANDOVER_S", 20.0)
+
 # --- Webhooks (webhooks/; docs/api.md, "Webhooks") ----------------------------------------------
 
 # Who delivers: "threads" (a pool in the server process) or "celery" (the Celery workers);
