@@ -345,6 +345,8 @@ class StageWorkerRuntime:
             held.draining = True
             if held.stage is not None:
                 held.stage.holding = True
+            logger.info("stage worker %s: session %s holds (stage %s, playing %s)", self.name, held.session_id,
+                        held.stage is not None, held.stage is not None and held.stage.playing is not None)
         deadline = time.monotonic() + settings.STAGE_WORKER_HANDOVER_S
         while time.monotonic() < deadline and any(_speaking(held) for held in self.sessions.values()):
             await asyncio.sleep(0.1)
