@@ -15,6 +15,7 @@ from common.db_threads import in_worker_thread
 from sessions_app import services
 from sessions_app.frames import AvatarFrames, frames_version
 from sessions_app.live import placement
+from sessions_app.live.relay import StreamRelay, hear_message, stage_group
 from sessions_app.speech.clock import frame_samples, pts_us
 from sessions_app.stage import i420_of, stages
 from sessions_app.watching import CHECK_EVERY_S, WAIT_LOOK_EVERY_S, Look, join_stage, look_at, renderer_description
@@ -31,9 +32,22 @@ async def watch_with_publisher(held) -> bool:
     channel = await layer.new_channel()
     group = services.group_name(held.session_id)
     await layer.group_add(group, channel)
+    await layer.group_add(stage_group(held.session_id), channel)
     ended = asyncio.Event()
 
+    relay = None
+
     async def receive():
+        try:
+            await listen()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("session %s: its group's messages can no longer be heard", held.session_id)
+            raise
+
+    async def listen():
+        nonlocal relay
         while True:
             message = await layer.receive(channel)
             kind = message.get("type")
@@ -46,6 +60,14 @@ async def watch_with_publisher(held) -> bool:
                 stages.speak(held.session_id)
             elif kind == "session.interrupt":
                 stages.interrupt(held.session_id, int(message["up_to"]))
+            elif kind == "stage.watch":  # a web process has stream viewers: relay the stage to it
+                if relay is None:
+                    relay = StreamRelay(held.session_id)
+                relay.watched()
+                if held.stage is not None and relay not in held.stage.viewers:
+                    held.stage.add(relay)
+            elif kind == "stage.hear" and held.stage is not None:
+                held.stage.hear(*hear_message(message))
 
     listener = asyncio.create_task(receive())
 
@@ -81,8 +103,10 @@ async def watch_with_publisher(held) -> bool:
                         current = await look()
                 continue
             frames = await in_worker_thread(AvatarFrames.of)(current.ready)
-            stage = await join_stage(held.session_id, frames, publisher)
+            stage = await join_stage(held.session_id, frames, publisher, on_worker=True)
             held.stage = stage
+            if relay is not None and relay.wanted:
+                stage.add(relay)
             if held.draining:
                 stage.holding = True
             header = {"type": "session", "avatar_id": frames.avatar_id, "fps": frames.fps, "width": frames.width,
@@ -96,6 +120,8 @@ async def watch_with_publisher(held) -> bool:
                     woken.clear()
                     await sleep(CHECK_EVERY_S)
                     stage.holding = held.draining
+                    if relay is not None and relay in stage.viewers and not relay.wanted:
+                        stage.remove(relay)  # no web process has stream viewers any more
                     if publisher.stopped == "failed":
                         raise RuntimeError("the session's stage failed")
                     current = await look()
@@ -105,9 +131,12 @@ async def watch_with_publisher(held) -> bool:
                 held.stage = None
                 stages.leave(stage, publisher)
     finally:
+        if relay is not None:
+            relay.close()
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
         await layer.group_discard(group, channel)
+        await layer.group_discard(stage_group(held.session_id), channel)
 
 
 def _waiting_picture(still_of: str | None) -> np.ndarray:
