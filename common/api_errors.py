@@ -36,6 +36,8 @@ STATUS_BY_CODE = {
     "avatar_busy": 409,
     "source_incomplete": 409,
     "utterance_closed": 409,
+    "wrong_signalling": 409,
+    "viewer_answered": 409,
     "file_too_large": 413,
     "unsupported_media": 415,
     "invalid_video": 422,
@@ -47,6 +49,8 @@ STATUS_BY_CODE = {
     "internal_error": 500,
     "queue_full": 503,
     "speak_busy": 503,
+    "stage_starting": 503,
+    "media_server_unavailable": 503,
     "insufficient_storage": 507,
     "webrtc_timeout": 504,
 }

@@ -28,6 +28,7 @@ from sessions_app.watching import (
     Touches,
     canonical_id,
     join_stage,
+    leave_stage,
     look_at,
     renderer_description,
     viewers,
@@ -226,7 +227,7 @@ class SessionStreamConsumer(AsyncWebsocketConsumer):
         finally:
             self.stage = None
             watchdog.cancel()
-            stages.leave(stage, viewer)
+            leave_stage(stage, viewer)
 
     async def _close_when_behind(self, viewer: Viewer) -> None:
         """Close a viewer that fell VIEWER_BACKLOG_LIMIT messages (~4 s) behind, whatever its

@@ -124,3 +124,57 @@ class StudentTurn(models.Model):
 
     class Meta:
         ordering = ["started_at", "id"]
+
+
+# --- Live sessions past one machine (SESSION_MEDIA_SERVER="janus") -------------------------------
+
+class StageWorker(models.Model):
+    """A stage-worker process (`manage.py stage_worker`): it runs the stages of the sessions placed
+    on it. Alive while its heartbeat is fresh (STAGE_WORKER_DEAD_AFTER_S)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # False once it is stopping (SIGTERM): it takes no new session and hands its own over.
+    accepting = models.BooleanField(default=True)
+    max_sessions = models.PositiveIntegerField(default=0)  # 0: no limit
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StagePlacement(models.Model):
+    """Where a session's stage runs: the worker that holds it, and the media server's mountpoint its
+    media goes to. Taken by one conditional update (create, or a move from a dead worker), so two
+    workers never run one session's stage."""
+
+    session = models.OneToOneField(TutoringSession, primary_key=True, on_delete=models.CASCADE,
+                                   related_name="placement")
+    worker = models.ForeignKey(StageWorker, null=True, blank=True, on_delete=models.SET_NULL, related_name="placements")
+    placed_at = models.DateTimeField(default=timezone.now)
+    moves = models.PositiveIntegerField(default=0)  # times it was placed again (failover, hand-over)
+    mountpoint_id = models.PositiveBigIntegerField(unique=True)
+    # Set by the worker once the mountpoint exists: the ports Janus takes the session's RTP on.
+    video_port = models.PositiveIntegerField(default=0)
+    audio_port = models.PositiveIntegerField(default=0)
+    data_port = models.PositiveIntegerField(default=0)
+    # The stream's JSON header ({"type": "session", ...}) as its publisher last sent it: new
+    # viewers get it with their offer (a data channel opened later missed it).
+    header = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.session_id} on {self.worker_id}"
+
+
+class MediaViewer(models.Model):
+    """A WebRTC viewer of a session through the media server: its Janus session and handle. Kept
+    alive by the worker that holds the session's stage; removed when it hangs up or leaves."""
+
+    viewer_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(TutoringSession, on_delete=models.CASCADE, related_name="media_viewers")
+    janus_session = models.PositiveBigIntegerField()
+    janus_handle = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)

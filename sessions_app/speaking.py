@@ -554,6 +554,14 @@ def _finish_stale(session_id) -> None:
             finish(pk, "interrupted")
 
 
+def end_orphaned(session_id) -> int:
+    """A stage of the session starts on a stage worker, so no other runs (its last one died, or
+    handed it over): what is still `playing` cannot be resumed and ends interrupted; the queue
+    behind it plays on. The number ended."""
+    return sum(finish(pk, "interrupted") for pk in Utterance.objects.filter(
+        session_id=session_id, state=UtteranceState.PLAYING).values_list("pk", flat=True))
+
+
 def finish(utterance_pk: int, reason: str) -> bool:
     """The stage played it to its end ("done") or cut it ("interrupted"); its audio is dropped."""
     state = UtteranceState.DONE if reason == "done" else UtteranceState.INTERRUPTED

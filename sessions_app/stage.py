@@ -143,6 +143,9 @@ class Stage:
         self.played: deque[np.ndarray] = deque(maxlen=PLAYED_FRAMES)  # the last frames' audio
         self.sounded = 0  # frames since the last one with sound (the tutor's voice may still echo)
         self.listener = None  # the student's audio, once some arrives (sessions_app/listening.py)
+        # Takes no new utterance: its stage worker is stopping and hands the session over once
+        # what plays has ended (the next worker plays the queue).
+        self.holding = False
 
     # --- from consumers ------------------------------------------------------------------------
     def add(self, viewer: Viewer) -> None:
@@ -218,7 +221,7 @@ class Stage:
                 pts = pts_us(first, self.rate)
                 if self.cut_up_to is not None:
                     await self._cut(pts)
-                if self.playing is None and (self.wake.is_set() or loop.time() >= next_look):
+                if self.playing is None and not self.holding and (self.wake.is_set() or loop.time() >= next_look):
                     self.wake.clear()
                     next_look = loop.time() + LOOK_EVERY_S
                     await self._claim(pts)

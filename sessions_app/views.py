@@ -16,6 +16,7 @@ from common.errors import ServiceError
 from common.paging import page_of
 from avatars.models import Avatar
 from sessions_app import services, speaking
+from sessions_app.live import placement
 from sessions_app.api.serializers import UtteranceSerializer
 from sessions_app.models import END_REASON_WORDS, TutoringSession
 from sessions_app.webrtc.signalling import answer_offer
@@ -84,6 +85,7 @@ def session_detail(request, session_id):
     return render(request, "staff/session_detail.html",
                   {"session": session, "max_chars": settings.SESSION_SPEAK_MAX_CHARS,
                    "ice_servers": settings.SESSION_WEBRTC_ICE_SERVERS, "end_reasons": END_REASON_WORDS,
+                   "media_server": placement.scaled_out(),
                    "test_student_id": STAFF_TEST_STUDENT_ID})
 
 

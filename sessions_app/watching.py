@@ -14,6 +14,7 @@ from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.db_threads import in_worker_thread
 from sessions_app import services
 from sessions_app.frames import AvatarFrames, avatar_material
+from sessions_app.live import placement
 from sessions_app.models import SessionState
 from sessions_app.speech.renderer import load_renderer
 from sessions_app.stage import Stage, stages
@@ -135,11 +136,25 @@ def make_renderer(frames: AvatarFrames):
     return load_renderer(settings.SESSION_RENDERER, avatar_material(frames))
 
 
-async def join_stage(session_id: str, frames: AvatarFrames, viewer) -> Stage:
+async def join_stage(session_id: str, frames: AvatarFrames, viewer, on_worker: bool = False) -> Stage:
     """The session's stage for `frames`, with `viewer` added: the running one, or a new one whose
     renderer is made here (only the viewer that starts a stage reads the avatar's material)."""
+    if placement.scaled_out() and not on_worker:  # the stage runs on a stage worker: its media comes over the channel layer
+        from sessions_app.live.relay import remote_stages
+
+        return await remote_stages.join(session_id, frames, viewer)
     renderer = None
     if stages.running(session_id, frames) is None:
         renderer = await in_worker_thread(make_renderer)(frames)
     # No await between the look above (when a stage ran) and join: it is still running.
     return stages.join(session_id, frames, renderer, settings.SESSION_AUDIO_RATE, viewer)
+
+
+def leave_stage(stage, viewer) -> None:
+    """`viewer` leaves the stage join_stage gave it (a local one, or a stage worker's relayed)."""
+    if placement.scaled_out():
+        from sessions_app.live.relay import remote_stages
+
+        remote_stages.leave(stage, viewer)
+    else:
+        stages.leave(stage, viewer)

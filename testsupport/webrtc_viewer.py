@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -56,6 +57,8 @@ class WebRTCViewer:
     # (arrival, media time in s, payload bytes) of every RTP packet, per track
     packets: dict[str, list[tuple[float, float, int]]] = field(default_factory=lambda: {"audio": [], "video": []})
 
+    connections: int = 0  # peer connections made (more than one: it reconnected)
+
     def __post_init__(self) -> None:
         # No ICE servers unless given: aiortc's default (iceServers None) is a public STUN server,
         # which would send requests off this machine; loopback host candidates are all a local
@@ -81,7 +84,7 @@ class WebRTCViewer:
             pc.addTransceiver(microphone, direction="sendrecv")
         elif audio:
             pc.addTransceiver("audio", direction="recvonly")
-        channel = pc.createDataChannel("events")
+        channel = pc.createDataChannel("JanusDataChannel")
         channel.on("message", lambda message: self.events.append((time.monotonic(), json.loads(message))))
         pc.on("track", lambda track: self._readers.append(asyncio.ensure_future(self._read(track))))
         await pc.setLocalDescription(await pc.createOffer())
@@ -94,6 +97,61 @@ class WebRTCViewer:
         for transceiver in pc.getTransceivers():
             self._note_packets(transceiver.receiver, transceiver.kind)
         return self.answer
+
+    async def watch_through_media_server(self, reconnect_after_s: float | None = 5.0, timeout_s: float = 30.0) -> dict:
+        """The media-server form (SESSION_MEDIA_SERVER="janus"): ask for an offer (again while the
+        stage is starting: 503), answer it; media then arrives in the background. With
+        `reconnect_after_s`, a viewer that got no media that long asks for a new offer and connects
+        again, as the staff page does (the media server restarted under it). Returns the offer."""
+        offer = await self._connect_through_media_server(timeout_s)
+        if reconnect_after_s:
+            self._readers.append(asyncio.ensure_future(self._reconnect_when_stalled(reconnect_after_s, timeout_s)))
+        return offer
+
+    async def _connect_through_media_server(self, timeout_s: float) -> dict:
+        loop = asyncio.get_running_loop()
+        url = f"{self.base_url}/v1/sessions/{self.session_id}/viewers"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, offer = await loop.run_in_executor(None, call_json, "POST", url, {}, self.api_key)
+            if status == 201:
+                break
+            if status not in (503, 502) or time.monotonic() > deadline:
+                raise RuntimeError(f"no offer: {status} {offer}")
+            await asyncio.sleep(0.25)
+        pc = self.pc
+        if pc.connectionState != "new":  # a reconnection: a new peer connection
+            await pc.close()
+            policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+            pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers or [], iceTransportPolicy=policy))
+            self._first_pts = {}
+        pc.on("track", lambda track: self._readers.append(asyncio.ensure_future(self._read(track))))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        # Janus relays the session's events once the viewer has opened a data channel of its own.
+        channel = pc.createDataChannel("JanusDataChannel")
+        channel.on("message", lambda message: self.events.append((time.monotonic(), json.loads(message))))
+        for transceiver in pc.getTransceivers():
+            self._note_packets(transceiver.receiver, transceiver.kind)
+        await pc.setLocalDescription(await pc.createAnswer())
+        status, answered = await loop.run_in_executor(None, call_json, "POST", f"{self.base_url}{offer['answer_url']}",
+                                                      {"type": "answer", "sdp": pc.localDescription.sdp}, self.api_key)
+        if status != 200:
+            raise RuntimeError(f"answer refused: {status} {answered}")
+        self.answer = offer
+        self.connections += 1
+        return offer
+
+    async def _reconnect_when_stalled(self, after_s: float, timeout_s: float) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            arrivals = [packets[-1][0] for packets in self.packets.values() if packets]
+            if arrivals and time.monotonic() - max(arrivals) > after_s:
+                try:
+                    await self._connect_through_media_server(timeout_s)
+                except Exception:  # noqa: BLE001 - the media server is still down: try again
+                    await asyncio.sleep(1.0)
+                    continue
+                self.packets["video"].append((time.monotonic(), 0.0, 0))  # wait another `after_s` first
 
     def _note_packets(self, receiver, kind: str) -> None:
         """Note (arrival, media time in s) of each RTP packet `receiver` is handed, then hand it on."""
@@ -146,6 +204,20 @@ class WebRTCViewer:
         await self.pc.close()
         for reader in self._readers:
             reader.cancel()
+
+
+def call_json(method: str, url: str, body: dict | None, api_key: str | None) -> tuple[int, dict | None]:
+    """(status, JSON body) of a request; error statuses are answers too."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["X-API-Key"] = api_key
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 def post_json(url: str, body: dict, api_key: str | None) -> dict:

@@ -489,18 +489,27 @@ SESSION_WEBRTC_CONNECT_TIMEOUT_S = env_float("SESSION_WEBRTC_CONNECT_TIMEOUT_S",
 # Longest an offer may take to answer (ICE candidates are gathered before the answer: STUN/TURN).
 SESSION_WEBRTC_ANSWER_TIMEOUT_S = env_float("SESSION_WEBRTC_ANSWER_TIMEOUT_S", 15.0)
 
-# --- A media server for live sessions (README, "Live sessions past one machine") ---------------
+# --- Live sessions past one machine (README, "Live sessions past one machine") -----------------
 
-# Who carries a session's media to its WebRTC viewers: "" (none: the web process that runs the
-# session's stage serves its viewers itself, the embedded default) or "janus" (a stage worker
-# encodes the session once and sends plain RTP to a Janus Streaming mountpoint; Janus serves the
-# viewers).
+# "" (the embedded default): the web process a session's viewers reach runs its stage and answers
+# WebRTC offers itself (aiortc). "janus": stages run in stage-worker processes (`manage.py
+# stage_worker`), each session's media is encoded once and sent as plain RTP to a Janus Streaming
+# mountpoint, and WebRTC viewers get it from Janus (Janus offers, the viewer answers). Needs the
+# shared database (PostgreSQL) and the Redis channel layer.
 SESSION_MEDIA_SERVER = env_str("SESSION_MEDIA_SERVER", "")
 # Janus's HTTP API (http://10.213.0.2:8088/janus), the Streaming plugin's admin_key (needed to
 # create mountpoints) and the address the stage workers send RTP to (Janus's own address).
 JANUS_URL = env_str("JANUS_URL", "")
 JANUS_ADMIN_KEY = env_str("JANUS_ADMIN_KEY", "")
 JANUS_RTP_HOST = env_str("JANUS_RTP_HOST", "")
+# A stage worker writes its heartbeat this often, and counts as dead (its sessions placed on
+# another worker) once its heartbeat is this old: failover in about DEAD_AFTER + one heartbeat.
+STAGE_WORKER_HEARTBEAT_S = env_float("STAGE_WORKER_HEARTBEAT_S", 0.5)
+STAGE_WORKER_DEAD_AFTER_S = env_float("STAGE_WORKER_DEAD_AFTER_S", 2.0)
+STAGE_WORKER_MAX_SESSIONS = env_int("STAGE_WORKER_MAX_SESSIONS", 0)  # 0: no limit
+# On SIGTERM a worker lets what its sessions are saying finish (at most this long) before handing
+# them over, so a clean stop cuts no sentence.
+STAGE_WORKER_HANDOVER_S = env_float("STAGE_WORKER_HANDOVER_S", 20.0)
 
 # --- Webhooks (webhooks/; docs/api.md, "Webhooks") ----------------------------------------------
 

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from avatars.models import Avatar
 from avatars.services import AVATAR_ID_PATTERN
 from common.api_input import MAX_DB_INT, MAX_OFFSET
+from sessions_app.live import placement
 from sessions_app.models import SessionState
 from sessions_app.services import shown_state
 from sessions_app.speaking import playing_utterance_id
@@ -47,6 +48,30 @@ class SessionSerializer(serializers.Serializer):
     queued_utterances = serializers.IntegerField(
         help_text="Utterances waiting to be said. They play only while someone watches the session's "
                   "stream: spoken to a session nobody watches, they wait here until a viewer comes.")
+
+    webrtc = serializers.SerializerMethodField()
+    stage = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField())
+    def get_webrtc(self, session) -> dict:
+        """How a WebRTC viewer connects: `viewer_offers` (POST the offer to `url`; the server in one
+        process) or `server_offers` (POST {} to `url` for the media server's offer, then answer)."""
+        sid = session.session_id
+        if placement.scaled_out():
+            return {"signalling": "server_offers", "url": f"/v1/sessions/{sid}/viewers"}
+        return {"signalling": "viewer_offers", "url": f"/v1/sessions/{sid}/webrtc"}
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_stage(self, session) -> dict | None:
+        """Where the session's stage runs when stages run in stage workers: {"worker", "placed_at",
+        "moves", "alive"} (null before it is placed, and on a server that runs stages itself)."""
+        if not placement.scaled_out() or session.state != SessionState.ACTIVE:
+            return None
+        where = placement.placement_of(session.session_id)
+        if where is None or where.worker is None:
+            return None
+        return {"worker": where.worker.name, "placed_at": where.placed_at, "moves": where.moves,
+                "alive": placement.worker_alive(where)}
 
     def _avatar_state(self, session) -> str | None:
         if not hasattr(session, "_avatar_state"):
@@ -138,6 +163,27 @@ class WebRTCAnswerSerializer(serializers.Serializer):
     sdp = serializers.CharField(help_text="The server's SDP answer, with all its ICE candidates (no trickle).")
     codecs = serializers.DictField(child=serializers.CharField(),
                                    help_text='The codec each track is sent with, e.g. {"video": "VP8", "audio": "opus"}.')
+
+
+class ViewerOfferSerializer(serializers.Serializer):
+    """The media server's offer to a new viewer (SESSION_MEDIA_SERVER="janus")."""
+
+    viewer_id = serializers.UUIDField()
+    type = serializers.CharField(help_text='"offer"')
+    sdp = serializers.CharField(help_text="The media server's SDP offer (video, audio and a data channel), with its ICE candidates.")
+    answer_url = serializers.CharField(help_text="Where the viewer POSTs its answer.")
+    ice_servers = serializers.ListField(child=serializers.DictField(), help_text="STUN/TURN servers for the viewer's peer connection.")
+    session = serializers.DictField(allow_null=True, help_text="The stream's header as it was last sent ({\"type\": \"session\", ...}).")
+
+
+class ViewerAnswerSerializer(serializers.Serializer):
+    sdp = serializers.CharField(trim_whitespace=False, help_text="The viewer's SDP answer to the media server's offer.")
+    type = serializers.CharField(help_text='"answer"')
+
+
+class ViewerAnsweredSerializer(serializers.Serializer):
+    viewer_id = serializers.UUIDField()
+    state = serializers.CharField(help_text='"answered"')
 
 
 class TranscriptEntrySerializer(serializers.Serializer):

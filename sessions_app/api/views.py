@@ -14,6 +14,7 @@ from common.api_schema import errors, extend_schema
 from common.parsers import JSONParser, WavParser
 from common.socket_auth import key_is_active
 from sessions_app import services, speaking, transcripts
+from sessions_app.live import media_viewers
 from sessions_app.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
     AppendSerializer,
@@ -21,6 +22,9 @@ from sessions_app.api.serializers import (
     SpeakQuerySerializer,
     SpeakSerializer,
     UtteranceSerializer,
+    ViewerAnswerSerializer,
+    ViewerAnsweredSerializer,
+    ViewerOfferSerializer,
     WebRTCAnswerSerializer,
     WebRTCOfferSerializer,
     SessionListQuerySerializer,
@@ -119,6 +123,34 @@ class SessionWebRTCView(APIView):
                    responses={200: WebRTCAnswerSerializer, **errors(400, 401, 404, 429, 504)})
     def post(self, request, session_id: str):
         asked = validated(WebRTCOfferSerializer, request.data)
+        media_viewers.refuse_if_scaled_out(session_id)
         key = key_from_headers(request)
         allowed = (lambda: key_is_active(key)) if key else (lambda: True)  # a revoked key ends the viewer
         return Response(answer_offer(session_id, asked["sdp"], asked["type"], allowed))
+
+
+class SessionViewersView(APIView):
+    """A new WebRTC viewer through the media server: its offer (the viewer answers)."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=None, responses={201: ViewerOfferSerializer, **errors(401, 404, 409, 429, 503)})
+    def post(self, request, session_id: str):
+        return Response(media_viewers.add_viewer(session_id), status=status.HTTP_201_CREATED)
+
+
+class SessionViewerAnswerView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=ViewerAnswerSerializer, responses={200: ViewerAnsweredSerializer, **errors(400, 401, 404, 409, 503)})
+    def post(self, request, session_id: str, viewer_id: str):
+        asked = validated(ViewerAnswerSerializer, request.data)
+        return Response(media_viewers.answer_viewer(session_id, viewer_id, asked["sdp"], asked["type"]))
+
+
+class SessionViewerView(APIView):
+    @extend_schema(request=None, responses={204: None, **errors(401, 404, 409)})
+    def delete(self, request, session_id: str, viewer_id: str):
+        media_viewers.refuse_unless_scaled_out(session_id)
+        media_viewers.leave(session_id, viewer_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
