@@ -158,6 +158,7 @@ class StagePlacement(models.Model):
     mountpoint_id = models.PositiveBigIntegerField(unique=True)
     # Set by the worker once the mountpoint exists: the ports Janus takes the session's RTP on.
     video_port = models.PositiveIntegerField(default=0)
+    video_rtcp_port = models.PositiveIntegerField(default=0)  # Janus asks for keyframes through it
     audio_port = models.PositiveIntegerField(default=0)
     data_port = models.PositiveIntegerField(default=0)
     # The stream's JSON header ({"type": "session", ...}) as its publisher last sent it: new

@@ -139,7 +139,8 @@ def release(worker_pk: int, session_id: str) -> bool:
 
 def set_ports(worker_pk: int, session_id: str, ports: dict) -> bool:
     return bool(StagePlacement.objects.filter(pk=session_id, worker_id=worker_pk).update(
-        video_port=ports.get("video", 0), audio_port=ports.get("audio", 0), data_port=ports.get("data", 0)))
+        video_port=ports.get("video", 0), video_rtcp_port=ports.get("video_rtcp", 0), audio_port=ports.get("audio", 0),
+        data_port=ports.get("data", 0)))
 
 
 def set_header(worker_pk: int, session_id: str, header: dict) -> None:

@@ -75,7 +75,7 @@ class JanusPublisher:
         self.frames_sent = 0
         self.frames_dropped = 0
         self._work: queue.Queue = queue.Queue()
-        self._rtp = RtpPublisher(host, ports["video"], ports["audio"], ports.get("data") or 0, audio_rate, fps)
+        self._rtp = _publisher(host, ports, audio_rate, fps)
         self._thread = threading.Thread(target=self._encode, name=f"rtp-{session_id[:8]}", daemon=True)
         self._thread.start()
 
@@ -127,11 +127,17 @@ class JanusPublisher:
                 elif item[0] == "retarget":
                     _, host, ports = item
                     self._rtp.close()
-                    self._rtp = RtpPublisher(host, ports["video"], ports["audio"], ports.get("data") or 0,
-                                             self.audio_rate, self._rtp.fps)
+                    self._rtp = _publisher(host, ports, self.audio_rate, self._rtp.fps)
             except Exception:
                 logger.exception("session %s: RTP publishing failed", self.session_id)
         self._rtp.close()
+
+
+def _publisher(host: str, ports: dict, audio_rate: int, fps: float) -> RtpPublisher:
+    # Janus asks for a keyframe through the video RTCP port when a viewer joins, so the viewer's
+    # first picture comes at once rather than at the next scheduled keyframe (up to 2 s).
+    return RtpPublisher(host, ports["video"], ports["audio"], ports.get("data") or None, audio_rate, fps,
+                        video_rtcp_port=ports.get("video_rtcp") or None)
 
 
 class SessionOnWorker:
@@ -327,8 +333,8 @@ class StageWorkerRuntime:
         for session_id, where in held.items():
             running = self.sessions.get(session_id)
             if running is None or (running.task is not None and running.task.done()):
-                ports = ({"video": where.video_port, "audio": where.audio_port, "data": where.data_port}
-                         if where.video_port else None)
+                ports = ({"video": where.video_port, "video_rtcp": where.video_rtcp_port, "audio": where.audio_port,
+                          "data": where.data_port} if where.video_port else None)
                 self.sessions[session_id] = SessionOnWorker(self.worker_pk, session_id, where.mountpoint_id, ports)
                 self.sessions[session_id].start()
         for session_id in list(self.sessions):

@@ -45,6 +45,7 @@ class Migration(migrations.Migration):
                 ('moves', models.PositiveIntegerField(default=0)),
                 ('mountpoint_id', models.PositiveBigIntegerField(unique=True)),
                 ('video_port', models.PositiveIntegerField(default=0)),
+                ('video_rtcp_port', models.PositiveIntegerField(default=0)),
                 ('audio_port', models.PositiveIntegerField(default=0)),
                 ('data_port', models.PositiveIntegerField(default=0)),
                 ('header', models.JSONField(blank=True, default=dict)),
