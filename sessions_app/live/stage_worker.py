@@ -354,7 +354,11 @@ class StageWorkerRuntime:
             logger.info("stage worker %s: session %s holds (stage %s, playing %s)", self.name, held.session_id,
                         held.stage is not None, held.stage is not None and held.stage.playing is not None)
         deadline = time.monotonic() + settings.STAGE_WORKER_HANDOVER_S
+        next_beat = 0.0
         while time.monotonic() < deadline and any(_speaking(held) for held in self.sessions.values()):
+            if time.monotonic() >= next_beat:  # still alive: nobody takes its sessions before it lets go
+                next_beat = time.monotonic() + settings.STAGE_WORKER_HEARTBEAT_S
+                await in_worker_thread(placement.beat)(self.worker_pk)
             await asyncio.sleep(0.1)
         for session_id, held in self.sessions.items():
             if held.task is not None:

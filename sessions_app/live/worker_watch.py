@@ -18,11 +18,14 @@ from sessions_app.live import placement
 from sessions_app.live.relay import StreamRelay, hear_message, stage_group
 from sessions_app.speech.clock import frame_samples, pts_us
 from sessions_app.stage import i420_of, stages
-from sessions_app.watching import CHECK_EVERY_S, WAIT_LOOK_EVERY_S, Look, join_stage, look_at, renderer_description
+from sessions_app.watching import WAIT_LOOK_EVERY_S, Look, join_stage, look_at, renderer_description
 
 logger = logging.getLogger(__name__)
 
 WAITING_FPS = 5
+# The stream's header goes again on the data channel this often: Janus relays to viewers from the
+# moment they join, so one that joined after it (and whose offer came before it) gets it so.
+HEADER_EVERY_S = 2.5
 
 
 async def watch_with_publisher(held) -> bool:
@@ -118,7 +121,8 @@ async def watch_with_publisher(held) -> bool:
             try:
                 while True:
                     woken.clear()
-                    await sleep(CHECK_EVERY_S)
+                    await sleep(HEADER_EVERY_S)
+                    publisher.event(header)  # for viewers that joined after it was sent
                     stage.holding = held.draining
                     if relay is not None and relay in stage.viewers and not relay.wanted:
                         stage.remove(relay)  # no web process has stream viewers any more

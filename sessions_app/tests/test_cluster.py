@@ -173,8 +173,11 @@ async def _the_session(api_key: str, tutor_id: int) -> None:
     # Watched through B (the offer comes from Janus), spoken to through A.
     first = WebRTCViewer(B, sid, api_key, keep_pictures=False)
     offer = await first.watch_through_media_server(reconnect_after_s=None)
-    assert offer["session"]["type"] == "session" and offer["session"]["avatar_id"] == f"avatar_tutor_{tutor_id}"
     await first.wait_for_video(25)
+    # The header: with the offer once the stage streams, and on the data channel.
+    await _until(lambda: any(e.get("type") == "session" for _, e in first.events), 10, "the header")
+    header = offer["session"] or next(e for _, e in first.events if e.get("type") == "session")
+    assert header["avatar_id"] == f"avatar_tutor_{tutor_id}" and header["audio_rate"] > 0
     said = time.monotonic()
     status, utterance = await call("POST", f"{A}/v1/sessions/{sid}/speak", {"text": "Hello, I am your tutor today."})
     assert status == 202, utterance
