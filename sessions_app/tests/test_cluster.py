@@ -16,101 +16,43 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from testsupport.cluster import LocalCluster, wait_for
 from testsupport.webrtc_viewer import WebRTCViewer, call_json
 
-REPO = Path(__file__).resolve().parents[2]
-PORT = int(os.environ.get("TEST_CLUSTER_PORT", "9310"))
-WEB = (PORT + 1, PORT + 2)  # web processes A and B
-LB = f"http://127.0.0.1:{PORT}"
-A, B = (f"http://127.0.0.1:{port}" for port in WEB)
-ENV = {"CLUSTER_PORT": str(PORT), "CLUSTER_WEB_PORTS": f"{WEB[0]} {WEB[1]}",
-       "CLUSTER_PG_PORT": os.environ.get("TEST_CLUSTER_PG_PORT", "55452"),
-       "CLUSTER_REDIS_PORT": os.environ.get("TEST_CLUSTER_REDIS_PORT", "56399"),
-       "CLUSTER_RUN_DIR": f"/tmp/tp-cluster-test-{PORT}",
-       "JANUS_NETNS": "tp-janus-test", "JANUS_VETH": "tpjt0", "JANUS_HOST_ADDR": "10.215.0.1",
-       "JANUS_NS_ADDR": "10.215.0.2", "JANUS_ICE_PORTS": "42000-42999", "JANUS_RTP_PORTS": "43000-43999"}
-RUN_DIR = Path(ENV["CLUSTER_RUN_DIR"])
+CLUSTER = LocalCluster()
+LB = CLUSTER.lb
+A, B = CLUSTER.web
 FAILOVER_LIMIT_S = 5.0  # kill -9 to the session placed on another worker
-
-
-def cluster(command: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f"source scripts/cluster.sh; {command}"], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **ENV})
-
-
-def manage(*args: str) -> str:
-    env = dict(os.environ)
-    for line in (RUN_DIR / "cluster.env").read_text().splitlines():
-        name, _, value = line.partition("=")
-        env[name] = value
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.run([str(REPO / ".venv/bin/python"), "manage.py", *args], cwd=REPO, env=env, check=True,
-                          capture_output=True, text=True, timeout=120).stdout
-
-
-def why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces for Janus)"
-    for tool in ("janus", "haproxy", "redis-server"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed"
-    return None
 
 
 @pytest.fixture(scope="module")
 def running_cluster():
-    reason = why_not()
+    reason = LocalCluster.why_not()
     if reason:
         pytest.skip(reason)
-    cluster("cluster_stop", timeout=60)
-    started = cluster("cluster_start", timeout=240)
-    if started.returncode != 0 or "SESSION_MEDIA_SERVER=janus" not in (RUN_DIR / "cluster.env").read_text():
-        logs = "\n".join(f"== {log.name}\n{log.read_text()[-1500:]}" for log in (RUN_DIR / "logs").glob("*.log"))
-        cluster("cluster_stop", timeout=60)
-        pytest.fail(f"the cluster did not start:\n{started.stdout}\n{started.stderr}\n{logs}")
     try:
-        yield
+        CLUSTER.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield CLUSTER
     finally:
-        cluster("cluster_stop", timeout=120)
+        CLUSTER.stop()
 
 
 @pytest.fixture(scope="module")
 def api_key(running_cluster) -> str:
-    return manage("create_api_key", "cluster-test").strip().splitlines()[-1]
+    return running_cluster.api_key()
 
 
 @pytest.fixture(scope="module")
 def tutor(running_cluster, api_key, face_video) -> int:
-    status, body = call_json("POST", f"{LB}/v1/tutors", {"name": "Ada"}, api_key)
-    assert status == 201, body
-    tutor_id = body["tutor_id"] if "tutor_id" in body else body["id"]
-    upload(api_key, face_video[0], f"avatar_tutor_{tutor_id}", tutor_id)
-    return tutor_id
-
-
-def upload(api_key: str, video: Path, avatar_id: str, tutor_id: int) -> None:
-    boundary = "----cluster-test"
-    parts = []
-    for name, value in (("avatar_id", avatar_id), ("tutor_id", str(tutor_id))):
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="video_file"; filename="v.mp4"\r\n'
-                 "Content-Type: video/mp4\r\n\r\n".encode() + video.read_bytes() + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    request = urllib.request.Request(f"{A}/v1/avatars/upload?wait=120", data=b"".join(parts), method="POST",
-                                     headers={"X-API-Key": api_key,
-                                              "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=150) as response:
-        body = json.loads(response.read())
-    assert body["state"] == "ready", body
+    return running_cluster.tutor_with_avatar(api_key, face_video[0])
 
 
 def session_of(session_id: str, api_key: str) -> dict:
@@ -119,19 +61,8 @@ def session_of(session_id: str, api_key: str) -> dict:
     return body
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(step)
-
-
 def worker_pid(name: str) -> int:
-    return int((RUN_DIR / f"stage-{name}.pid").read_text())
+    return CLUSTER.pid(f"stage-{name}")
 
 
 def threads_of(pid: int) -> int:
@@ -234,8 +165,7 @@ async def _the_session(api_key: str, tutor_id: int) -> None:
     await second.watch_through_media_server(reconnect_after_s=3.0)
     await second.wait_for_video(25)
     restarted_at = time.monotonic()
-    restart = await loop.run_in_executor(None, lambda: cluster(
-        "set -a; source $CLUSTER_RUN_DIR/state.env; set +a; JANUS_DIR=$JANUS_DIR; janus_restart", timeout=60))
+    restart = await loop.run_in_executor(None, CLUSTER.restart_janus)
     assert restart.returncode == 0, restart.stdout + restart.stderr
     await _until(lambda: second.connections >= 2 and [at for at, _, _ in second.packets["video"]
                                                       if at > restarted_at + 1.0], 40, "the viewer came back")
@@ -247,7 +177,7 @@ async def _the_session(api_key: str, tutor_id: int) -> None:
     # The session stream (WebSocket) through B, whose stage runs on a worker: header, then media.
     import websockets
 
-    async with websockets.connect(f"ws://127.0.0.1:{WEB[1]}/ws/sessions/{sid}/?api_key={api_key}",
+    async with websockets.connect(f"{B.replace('http', 'ws')}/ws/sessions/{sid}/?api_key={api_key}",
                                   max_size=None) as socket:
         header = json.loads(await asyncio.wait_for(socket.recv(), 15))
         assert header["type"] == "session" and header["audio_rate"] > 0
@@ -261,7 +191,7 @@ async def _the_session(api_key: str, tutor_id: int) -> None:
 
     # SIGTERM: the worker holding it lets the utterance finish, then hands the session over.
     holder = session_of(sid, api_key)["stage"]["worker"]
-    restarted = cluster(f"_cluster_spawn stage-{first_worker} $CLUSTER_PYTHON manage.py stage_worker --name {first_worker}")
+    restarted = CLUSTER.start_worker(first_worker)
     assert restarted.returncode == 0, restarted.stderr
     status, body = await call("POST", f"{A}/v1/sessions/{sid}/speak",
                               {"text": "This sentence is said to its end before the worker stops."})
