@@ -258,7 +258,7 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
         # Whatever names it (a tutor's avatar or pending avatar) lets go in the same step.
         signals.avatar_deleting.send(sender=Avatar, avatar_id=avatar_id)
         avatar.delete()
-    storage.remove_prepared(avatar_id)
+    storage.backend().remove_prepared(avatar_id)
     storage.remove_source(avatar.source_file)
     # Whoever watches its progress learns that it is gone.
     events.publish({**events.progress_message(avatar), "state": AvatarState.CANCELLED, "stage": None})
@@ -304,7 +304,7 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
             signals.avatar_requeued.send(sender=Avatar, avatar_id=avatar_id)
             avatar = Avatar.objects.select_related("tutor").get(pk=avatar.pk)  # the row as queued (a delete may follow)
         # Files exist only for a ready avatar; the new run publishes its own.
-        storage.remove_prepared(avatar_id)
+        storage.backend().remove_prepared(avatar_id)
     except BaseException:
         reservation.release()
         raise
@@ -337,7 +337,7 @@ def requeue_interrupted() -> int:
         Avatar.objects.filter(pk=avatar.pk).update(
             state=AvatarState.QUEUED, stage=None, progress=0.0, frames_done=0, updated_at=timezone.now()
         )
-        storage.remove_prepared(avatar.avatar_id)
+        storage.backend().remove_prepared(avatar.avatar_id)
         jobs.submit(avatar.avatar_id)
     if interrupted:
         logger.info("re-queued %d interrupted avatar jobs", len(interrupted))

@@ -95,7 +95,7 @@ class AvatarSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_avatar_path(self, avatar: Avatar) -> str:
-        return str(storage.avatar_path(avatar.avatar_id))
+        return str(storage.backend().avatar_path(avatar.avatar_id))
 
     @extend_schema_field(VideoFactsSerializer(allow_null=True))
     def get_video(self, avatar: Avatar) -> dict | None:

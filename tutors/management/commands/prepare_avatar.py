@@ -113,7 +113,7 @@ class Command(BaseCommand):
         video_facts = avatar.video or {}
         self.stdout.write(
             f"Avatar '{avatar_id}' is ready: {video_facts.get('frame_count')} frames at {video_facts.get('fps')} fps, "
-            f"in {storage.avatar_path(avatar_id)}"
+            f"in {storage.backend().avatar_path(avatar_id)}"
         )
         if tutor:
             now = Tutor.objects.filter(pk=tutor).values_list("avatar_id", flat=True).first()
