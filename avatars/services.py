@@ -100,8 +100,8 @@ def _check_tutor(tutor_id: int | None) -> None:
     Avatar's own foreign key: the avatars app imports nothing from the tutors app."""
     if tutor_id is None:
         return
-    tutors = Avatar._meta.get_field("tutor").related_model._default_manager
-    if not tutors.filter(pk=tutor_id).exists():
+    tutor_rows = Avatar._meta.get_field("tutor").related_model._default_manager
+    if not tutor_rows.filter(pk=tutor_id).exists():
         raise NotFound(f"Tutor {tutor_id} does not exist.", {"field": "tutor_id"})
 
 
