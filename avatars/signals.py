@@ -6,10 +6,10 @@ row changes commit or roll back with it (a receiver's exception, a ServiceError 
 the change and reaches the caller: the request is refused and nothing is kept):
 
 `avatar_creating`: a new avatar is about to be written, with `avatar_id` and `tutor_id` (the
-tutor it is made for, or None). Sent before the row is written, so a receiver locking the tutor's
-row does so before the new row's foreign key holds its share lock on it (two writers each holding that share lock and then asking for the row lock
-would wait on each other). A receiver may answer the id of an earlier avatar the new one
-supersedes; the caller finds it as the new avatar's `superseded_avatar_id`.
+tutor it is made for, or None). Sent before the row is written: a receiver that locks a row (the
+tutor's) holds it before the new avatar exists, and one that refuses leaves nothing written. A
+receiver may answer the id of an earlier avatar the new one supersedes; the caller finds it as
+the new avatar's `superseded_avatar_id`.
 
 `avatar_requeued`: an avatar is queued again from its source (`avatar_id`); its prepared files go
 at once, so nothing may go on naming it as ready.
