@@ -32,7 +32,7 @@ class AvatarAdmin(admin.ModelAdmin):
 
     @admin.display(description="avatar path")
     def avatar_path(self, avatar: Avatar) -> str:
-        return str(storage.avatar_path(avatar.avatar_id))
+        return str(storage.backend().avatar_path(avatar.avatar_id))
 
     @admin.display(description="preview")
     def preview(self, avatar: Avatar) -> str:

@@ -206,7 +206,7 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
     switches to it: tutors/receivers.py)."""
     avatar_id = avatar.avatar_id
     size_bytes = storage.folder_size(result.out_dir)  # measured here: in a bucket it would cost a request a file
-    storage.publish_prepared(avatar_id, result.out_dir)
+    storage.backend().publish_prepared(avatar_id, result.out_dir)
     with transaction.atomic():
         updated = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
             state=AvatarState.READY, stage=None, progress=100.0,
@@ -222,7 +222,7 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
     publish_row(avatar.pk)
     if not updated:
         # Deleted (or restarted) while the files were moving: what was just published belongs to no one.
-        storage.remove_prepared(avatar_id)
+        storage.backend().remove_prepared(avatar_id)
         logger.info("avatar %s: run %d finished after its avatar was deleted; files removed", avatar_id, run)
         return
     logger.info("avatar %s: run %d ready (%d frames)", avatar_id, run, result.frame_count)
@@ -231,7 +231,7 @@ def _publish(avatar: Avatar, run: int, result: PreparedAvatar) -> None:
 def _requeue(avatar: Avatar, run: int) -> None:
     """Put an interrupted run's avatar back in the queue, unless it was cancelled or deleted
     meanwhile (only a row still processing this run is changed)."""
-    storage.remove_prepared(avatar.avatar_id)
+    storage.backend().remove_prepared(avatar.avatar_id)
     Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.PROCESSING).update(
         state=AvatarState.QUEUED, stage=None, progress=0.0, frames_done=0, updated_at=timezone.now(),
     )
@@ -241,7 +241,7 @@ def _requeue(avatar: Avatar, run: int) -> None:
 def _finish(avatar: Avatar, run: int, *, state: str, error_code: str | None = None,
             error_message: str | None = None) -> None:
     """End a run that produced nothing: no files are left for a failed or cancelled avatar."""
-    storage.remove_prepared(avatar.avatar_id)
+    storage.backend().remove_prepared(avatar.avatar_id)
     with transaction.atomic():
         updated = Avatar.objects.filter(pk=avatar.pk, run=run).update(
             state=state, stage=None, error_code=error_code, error_message=error_message, updated_at=timezone.now(),

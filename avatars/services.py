@@ -16,14 +16,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from avatars import events, jobs, storage, usage
+from avatars import events, jobs, signals, storage, usage
 from avatars.errors import (AvatarBusy, AvatarExists, AvatarInUse, InvalidVideo, QueueFull, SourceIncomplete,
                             UnsupportedMedia)
 from avatars.models import ACTIVE_STATES, FINAL_STATES, Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PipelineError, VideoInfo, probe
 from avatars.preparation import check_disk_space, output_warnings, video_limits
 from common.errors import InvalidRequest, NotFound
-from tutors.models import Tutor
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +43,6 @@ def validate_avatar_id(avatar_id: str) -> str:
         raise InvalidRequest(f"avatar_id '{avatar_id}' is reserved by the API's routes; choose another.",
                              {"field": "avatar_id"})
     return avatar_id
-
-
-def avatar_id_for_tutor(tutor: Tutor) -> str:
-    """The id the seed's web server gives a tutor's avatar."""
-    return f"avatar_tutor_{tutor.pk}"
 
 
 def get_avatar(avatar_id: str) -> Avatar:
@@ -101,13 +95,14 @@ def resolve_import_path(video_path: str) -> Path:
     return resolved
 
 
-def _tutor_or_404(tutor_id: int | None) -> Tutor | None:
+def _check_tutor(tutor_id: int | None) -> None:
+    """NotFound at once, before any work, for a tutor that does not exist. Read through the
+    Avatar's own foreign key: the avatars app imports nothing from the tutors app."""
     if tutor_id is None:
-        return None
-    tutor = Tutor.objects.filter(pk=tutor_id).first()
-    if tutor is None:
+        return
+    tutor_rows = Avatar._meta.get_field("tutor").related_model._default_manager
+    if not tutor_rows.filter(pk=tutor_id).exists():
         raise NotFound(f"Tutor {tutor_id} does not exist.", {"field": "tutor_id"})
-    return tutor
 
 
 def _check_free(avatar_id: str) -> None:
@@ -127,7 +122,7 @@ def create_avatar(
     """Store the video, write the queued row and queue the job; refuse (and keep nothing) if any
     step fails. `local_path` is read, never moved or deleted."""
     validate_avatar_id(avatar_id)
-    tutor = _tutor_or_404(tutor_id)
+    _check_tutor(tutor_id)
     _check_free(avatar_id)
     state_before = _file_state(local_path)
     info = probe_video(local_path)
@@ -143,21 +138,15 @@ def create_avatar(
         if state_after != state_before:  # written to while it was probed and copied: a partial copy
             raise _still_being_written(state_before, state_after)
         with transaction.atomic():
-            superseded = None
-            if tutor is not None:
-                # The tutor's row, locked, as it stands now (not as the request first read it): a
-                # tutor deleted meanwhile takes no new avatar (nothing would outlive it), and the
-                # pending avatar this one replaces is the one named now, even when another new
-                # video raced this one. tutors.services.delete_tutor takes the same lock.
-                locked = Tutor.objects.select_for_update().filter(pk=tutor.pk).values_list(
-                    "avatar_id", "pending_avatar_id").first()
-                if locked is None:
-                    raise NotFound(f"Tutor {tutor.pk} does not exist.", {"field": "tutor_id"})
-                current_id, pending_id = locked
-                superseded = pending_id if pending_id and pending_id != current_id else None
+            # The apps built on avatars act in this transaction, before the row is written: the
+            # tutors app locks the tutor's row, refuses a tutor deleted meanwhile (NotFound: nothing
+            # is kept), names the new avatar as the tutor's pending one and answers the pending one
+            # it supersedes (tutors/receivers.py).
+            answers = signals.avatar_creating.send(sender=Avatar, avatar_id=avatar_id, tutor_id=tutor_id)
+            superseded = next((answer for _, answer in answers if answer), None)
             avatar = Avatar.objects.create(
                 avatar_id=avatar_id,
-                tutor=tutor,
+                tutor_id=tutor_id,
                 apply_blur=apply_blur,
                 source=source,
                 source_file=stored_name,
@@ -165,10 +154,6 @@ def create_avatar(
                 video={**info.as_dict(), "source_bytes": source_bytes},
                 state=AvatarState.QUEUED,
             )
-            if tutor is not None:
-                # The newest avatar made for a tutor is the one it switches to when ready; until
-                # then the tutor keeps its current avatar (tutors/receivers.py).
-                Tutor.objects.filter(pk=tutor.pk).update(pending_avatar_id=avatar_id, updated_at=timezone.now())
             avatar.superseded_avatar_id = superseded  # for the caller: the replacement this one ends
     except IntegrityError as exc:
         reservation.release()
@@ -270,10 +255,10 @@ def delete_avatar(avatar_id: str, force: bool = False) -> None:
     if avatar.state in ACTIVE_STATES and not cancel_job(avatar_id, wait_s=10.0):
         logger.warning("avatar %s: its running job did not stop within 10 s; deleting anyway", avatar_id)
     with transaction.atomic():
-        Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None, updated_at=timezone.now())
-        Tutor.objects.filter(pending_avatar_id=avatar_id).update(pending_avatar_id=None, updated_at=timezone.now())
+        # Whatever names it (a tutor's avatar or pending avatar) lets go in the same step.
+        signals.avatar_deleting.send(sender=Avatar, avatar_id=avatar_id)
         avatar.delete()
-    storage.remove_prepared(avatar_id)
+    storage.backend().remove_prepared(avatar_id)
     storage.remove_source(avatar.source_file)
     # Whoever watches its progress learns that it is gone.
     events.publish({**events.progress_message(avatar), "state": AvatarState.CANCELLED, "stage": None})
@@ -314,14 +299,12 @@ def reprocess_avatar(avatar_id: str, apply_blur: bool | None = None) -> Avatar:
                     raise NotFound(f"Avatar '{avatar_id}' does not exist.")  # deleted meanwhile
                 raise AvatarBusy(f"Avatar '{avatar_id}' is already queued or processing; wait for it to finish "
                                  "or delete it.")
-            # Its files go now: a tutor showing it has none until the run is ready, then switches
-            # back to it, unless a newer video of the tutor is already being prepared.
-            Tutor.objects.filter(avatar_id=avatar_id, pending_avatar_id__isnull=True).update(
-                avatar_id=None, pending_avatar_id=avatar_id, updated_at=timezone.now())
-            Tutor.objects.filter(avatar_id=avatar_id).update(avatar_id=None, updated_at=timezone.now())
+            # Its files go now: whatever shows it as ready stops, in the same step (a tutor has
+            # none until the run is ready, then switches back to it: tutors/receivers.py).
+            signals.avatar_requeued.send(sender=Avatar, avatar_id=avatar_id)
             avatar = Avatar.objects.select_related("tutor").get(pk=avatar.pk)  # the row as queued (a delete may follow)
         # Files exist only for a ready avatar; the new run publishes its own.
-        storage.remove_prepared(avatar_id)
+        storage.backend().remove_prepared(avatar_id)
     except BaseException:
         reservation.release()
         raise
@@ -354,7 +337,7 @@ def requeue_interrupted() -> int:
         Avatar.objects.filter(pk=avatar.pk).update(
             state=AvatarState.QUEUED, stage=None, progress=0.0, frames_done=0, updated_at=timezone.now()
         )
-        storage.remove_prepared(avatar.avatar_id)
+        storage.backend().remove_prepared(avatar.avatar_id)
         jobs.submit(avatar.avatar_id)
     if interrupted:
         logger.info("re-queued %d interrupted avatar jobs", len(interrupted))

@@ -1,17 +1,15 @@
 """Where source videos and prepared avatars live.
 
 Source videos go through Django's storage API (a copy is kept so an avatar can be reprocessed).
-Prepared avatars are made in a local work folder and then published:
-
-- on the embedded default (local files), under AVATAR_ROOT/<avatar_id> in one rename, so a reader
-  never sees a half-written avatar; removal renames first and deletes after, for the same reason;
-- with S3 settings (AVATAR_S3_BUCKET), through Django's storage API under the prefix
-  `avatars/<avatar_id>/`; the avatar's row turns ready only after every file is uploaded, and
-  readers only read ready avatars, so publishing is still one step as far as anyone can see.
+Prepared avatars are made in a local work folder (the work-folder functions below) and then
+published through `backend()`: `LocalStorage` (the embedded default, under AVATAR_ROOT/<avatar_id>)
+or `S3Storage` (with AVATAR_S3_BUCKET), one interface (`PreparedStorage`), chosen once from the
+settings.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -24,24 +22,183 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def uses_object_storage() -> bool:
-    """Whether prepared avatars go to an object store (S3) rather than local folders."""
-    return bool(settings.AVATAR_S3_BUCKET)
+class PreparedStorage:
+    """Where an avatar's prepared files are published and read: one interface, two backends,
+    chosen once from the settings by `backend()`."""
+
+    object_storage = False  # whether the files live in an object store (S3) rather than local folders
+
+    def avatar_path(self, avatar_id: str) -> str:
+        """Where the prepared files live: a local folder, or an s3:// prefix."""
+        raise NotImplementedError
+
+    def publish_prepared(self, avatar_id: str, work_dir: Path) -> str:
+        """Make the finished `work_dir` the avatar's files, replacing any previous ones; their path."""
+        raise NotImplementedError
+
+    def remove_prepared(self, avatar_id: str) -> None:
+        raise NotImplementedError
+
+    def read_prepared(self, avatar_id: str, relative: str) -> bytes:
+        """The bytes of one prepared file (e.g. "preview.jpg", "full_imgs/00000000.jpg")."""
+        raise NotImplementedError
+
+    def add_prepared(self, avatar_id: str, folder: Path) -> None:
+        """Add (or replace) the files of `folder` to a published avatar's files, at the same
+        relative paths (an upgrade adding what a newer preparation makes). Files only ever appear
+        whole."""
+        raise NotImplementedError
+
+    def prepared_exists(self, avatar_id: str, relative: str) -> bool:
+        raise NotImplementedError
+
+    def list_prepared(self, avatar_id: str, folder: str) -> list[str]:
+        """File names in one folder of a prepared avatar (e.g. "full_imgs")."""
+        raise NotImplementedError
 
 
-def _prefix(avatar_id: str) -> str:
-    return f"avatars/{avatar_id}/"
+class LocalStorage(PreparedStorage):
+    """Local folders under `root` (AVATAR_ROOT): published in one rename, so a reader never sees a
+    half-written avatar; removed by a rename first and a delete after, for the same reason."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def avatar_path(self, avatar_id: str) -> str:
+        return str(self.root / avatar_id)
+
+    def publish_prepared(self, avatar_id: str, work_dir: Path) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        incoming = self.root / f".incoming-{uuid.uuid4().hex}"
+        shutil.move(str(work_dir), incoming)  # a rename when both are on one filesystem
+        target = self.root / avatar_id
+        if target.exists():
+            _remove_tree(target)
+        os.rename(incoming, target)
+        return str(target)
+
+    def remove_prepared(self, avatar_id: str) -> None:
+        target = self.root / avatar_id
+        if target.exists():
+            _remove_tree(target)
+
+    def read_prepared(self, avatar_id: str, relative: str) -> bytes:
+        return (self.root / avatar_id / relative).read_bytes()
+
+    def add_prepared(self, avatar_id: str, folder: Path) -> None:
+        for path, relative in _files_of(folder):
+            # Written beside and renamed into place.
+            target = self.root / avatar_id / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
+
+    def prepared_exists(self, avatar_id: str, relative: str) -> bool:
+        return (self.root / avatar_id / relative).is_file()
+
+    def list_prepared(self, avatar_id: str, folder: str) -> list[str]:
+        return os.listdir(self.root / avatar_id / folder)
 
 
-def avatar_path(avatar_id: str) -> str:
-    """Where the prepared files live: a local folder, or an s3:// prefix."""
-    if uses_object_storage():
-        return f"s3://{settings.AVATAR_S3_BUCKET}/{_prefix(avatar_id)}"
-    return str(settings.AVATAR_ROOT / avatar_id)
+class S3Storage(PreparedStorage):
+    """An object store (AVATAR_S3_BUCKET), through Django's storage API, under the prefix
+    `avatars/<avatar_id>/`. The avatar's row turns ready only after every file is uploaded, and
+    readers only read ready avatars, so publishing is still one step as far as anyone can see."""
+
+    object_storage = True
+
+    def __init__(self, bucket: str, files=default_storage) -> None:
+        self.bucket = bucket
+        self.files = files
+
+    @staticmethod
+    def _prefix(avatar_id: str) -> str:
+        return f"avatars/{avatar_id}/"
+
+    def avatar_path(self, avatar_id: str) -> str:
+        return f"s3://{self.bucket}/{self._prefix(avatar_id)}"
+
+    def publish_prepared(self, avatar_id: str, work_dir: Path) -> str:
+        self.remove_prepared(avatar_id)
+        for path, relative in _files_of(work_dir):
+            with open(path, "rb") as handle:
+                self.files.save(self._prefix(avatar_id) + relative, File(handle))
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return self.avatar_path(avatar_id)
+
+    def remove_prepared(self, avatar_id: str) -> None:
+        for name in self._stored_names(self._prefix(avatar_id)):
+            self.files.delete(name)
+
+    def _stored_names(self, prefix: str) -> list[str]:
+        """Every stored file name under `prefix` (Django's storage API lists one level at a time)."""
+        try:
+            folders, files = self.files.listdir(prefix)
+        except FileNotFoundError:
+            return []
+        names = [prefix + name for name in files]
+        for folder in folders:
+            names.extend(self._stored_names(f"{prefix}{folder}/"))
+        return names
+
+    def read_prepared(self, avatar_id: str, relative: str) -> bytes:
+        with self.files.open(self._prefix(avatar_id) + relative, "rb") as handle:
+            return handle.read()
+
+    def add_prepared(self, avatar_id: str, folder: Path) -> None:
+        for path, relative in _files_of(folder):
+            name = self._prefix(avatar_id) + relative
+            if self.files.exists(name):
+                self.files.delete(name)
+            with open(path, "rb") as handle:
+                self.files.save(name, File(handle))
+
+    def prepared_exists(self, avatar_id: str, relative: str) -> bool:
+        return self.files.exists(self._prefix(avatar_id) + relative)
+
+    def list_prepared(self, avatar_id: str, folder: str) -> list[str]:
+        return self.files.listdir(f"{self._prefix(avatar_id)}{folder}/")[1]
+
+
+@functools.cache
+def backend() -> PreparedStorage:
+    """The prepared files' storage the settings name: S3 when AVATAR_S3_BUCKET is set, else local
+    folders under AVATAR_ROOT. Chosen once; chosen again when a test changes those settings."""
+    if settings.AVATAR_S3_BUCKET:
+        return S3Storage(settings.AVATAR_S3_BUCKET)
+    return LocalStorage(settings.AVATAR_ROOT)
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs) -> None:
+    if setting in ("AVATAR_S3_BUCKET", "AVATAR_ROOT", "STORAGES"):
+        backend.cache_clear()
+
+
+def read_prepared(avatar_id: str, relative: str) -> bytes:
+    """backend().read_prepared, kept by name for the live-session modules that read frames with it."""
+    return backend().read_prepared(avatar_id, relative)
+
+
+def _files_of(folder: Path) -> Iterator[tuple[Path, str]]:
+    """Each file under `folder` with its path relative to it, in a stable order."""
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            yield path, path.relative_to(folder).as_posix()
+
+
+def _remove_tree(path: Path) -> None:
+    # Rename out of the way first, so the avatar's path never shows a half-deleted tree.
+    doomed = path.with_name(f".deleting-{uuid.uuid4().hex}")
+    os.rename(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def new_work_dir(avatar_id: str) -> Path:
@@ -75,99 +232,6 @@ def work_space_free() -> int:
 def folder_size(folder: Path) -> int:
     """Bytes of the files under a local folder."""
     return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
-
-
-def publish_prepared(avatar_id: str, work_dir: Path) -> str:
-    """Make the finished `work_dir` the avatar's files, replacing any previous ones."""
-    if uses_object_storage():
-        remove_prepared(avatar_id)
-        for path in sorted(work_dir.rglob("*")):
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    default_storage.save(_prefix(avatar_id) + path.relative_to(work_dir).as_posix(), File(handle))
-        shutil.rmtree(work_dir, ignore_errors=True)
-        return avatar_path(avatar_id)
-    root = settings.AVATAR_ROOT
-    root.mkdir(parents=True, exist_ok=True)
-    incoming = root / f".incoming-{uuid.uuid4().hex}"
-    shutil.move(str(work_dir), incoming)  # a rename when both are on one filesystem
-    target = root / avatar_id
-    if target.exists():
-        _remove_tree(target)
-    os.rename(incoming, target)
-    return str(target)
-
-
-def remove_prepared(avatar_id: str) -> None:
-    if uses_object_storage():
-        for name in _stored_names(_prefix(avatar_id)):
-            default_storage.delete(name)
-        return
-    target = settings.AVATAR_ROOT / avatar_id
-    if target.exists():
-        _remove_tree(target)
-
-
-def _stored_names(prefix: str) -> list[str]:
-    """Every stored file name under `prefix` (Django's storage API lists one level at a time)."""
-    try:
-        folders, files = default_storage.listdir(prefix)
-    except FileNotFoundError:
-        return []
-    names = [prefix + name for name in files]
-    for folder in folders:
-        names.extend(_stored_names(f"{prefix}{folder}/"))
-    return names
-
-
-def _remove_tree(path: Path) -> None:
-    # Rename out of the way first, so the avatar's path never shows a half-deleted tree.
-    doomed = path.with_name(f".deleting-{uuid.uuid4().hex}")
-    os.rename(path, doomed)
-    shutil.rmtree(doomed, ignore_errors=True)
-
-
-def read_prepared(avatar_id: str, relative: str) -> bytes:
-    """The bytes of one prepared file (e.g. "preview.jpg", "full_imgs/00000000.jpg")."""
-    if uses_object_storage():
-        with default_storage.open(_prefix(avatar_id) + relative, "rb") as handle:
-            return handle.read()
-    return (settings.AVATAR_ROOT / avatar_id / relative).read_bytes()
-
-
-def add_prepared(avatar_id: str, folder: Path) -> None:
-    """Add (or replace) the files of `folder` to a published avatar's files, at the same relative
-    paths (an upgrade adding what a newer preparation makes). Files only ever appear whole: each is
-    written beside and renamed into place, or uploaded."""
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file():
-            continue
-        relative = path.relative_to(folder).as_posix()
-        if uses_object_storage():
-            name = _prefix(avatar_id) + relative
-            if default_storage.exists(name):
-                default_storage.delete(name)
-            with open(path, "rb") as handle:
-                default_storage.save(name, File(handle))
-            continue
-        target = settings.AVATAR_ROOT / avatar_id / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        shutil.copyfile(path, partial)
-        os.replace(partial, target)
-
-
-def prepared_exists(avatar_id: str, relative: str) -> bool:
-    if uses_object_storage():
-        return default_storage.exists(_prefix(avatar_id) + relative)
-    return (settings.AVATAR_ROOT / avatar_id / relative).is_file()
-
-
-def list_prepared(avatar_id: str, folder: str) -> list[str]:
-    """File names in one folder of a prepared avatar (e.g. "full_imgs")."""
-    if uses_object_storage():
-        return default_storage.listdir(f"{_prefix(avatar_id)}{folder}/")[1]
-    return os.listdir(settings.AVATAR_ROOT / avatar_id / folder)
 
 
 def store_source(avatar_id: str, local_path: str | os.PathLike, original_name: str) -> str:

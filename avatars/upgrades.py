@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 def needs_upgrade(avatar: Avatar) -> bool:
     if avatar.state != AvatarState.READY:
         return False
-    manifest = json.loads(storage.read_prepared(avatar.avatar_id, "avatar.json"))
+    manifest = json.loads(storage.backend().read_prepared(avatar.avatar_id, "avatar.json"))
     return manifest.get("format_version", 1) < MANIFEST_VERSION or not manifest.get("lips")
 
 
@@ -42,28 +42,29 @@ def upgrade(avatar: Avatar) -> dict | None:
     if not needs_upgrade(avatar):
         return None
     avatar_id, run = avatar.avatar_id, avatar.run
-    manifest = json.loads(storage.read_prepared(avatar_id, "avatar.json"))
-    if not manifest.get("landmarks") or not storage.prepared_exists(avatar_id, "landmarks.npy"):
+    prepared = storage.backend()
+    manifest = json.loads(prepared.read_prepared(avatar_id, "avatar.json"))
+    if not manifest.get("landmarks") or not prepared.prepared_exists(avatar_id, "landmarks.npy"):
         logger.info("avatar %s: no facial points (prepared with a detector without them): not upgraded", avatar_id)
         return None
-    five_points = np.load(io.BytesIO(storage.read_prepared(avatar_id, "landmarks.npy")))
-    names = sorted(storage.list_prepared(avatar_id, "full_imgs"), key=lambda name: int(Path(name).stem))
+    five_points = np.load(io.BytesIO(prepared.read_prepared(avatar_id, "landmarks.npy")))
+    names = sorted(prepared.list_prepared(avatar_id, "full_imgs"), key=lambda name: int(Path(name).stem))
 
     def frames():
         for name in names:
-            data = storage.read_prepared(avatar_id, f"full_imgs/{name}")
+            data = prepared.read_prepared(avatar_id, f"full_imgs/{name}")
             yield int(Path(name).stem), cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
     work = Path(tempfile.mkdtemp(prefix=f"upgrade-{avatar_id}-"))
     try:
         facts, features = lips.measure_frames(frames(), five_points, work)
         coverage = mouth_bank.coverage(features)
-        storage.add_prepared(avatar_id, work)
+        prepared.add_prepared(avatar_id, work)
         manifest.update(format_version=MANIFEST_VERSION, lips=facts, mouth_coverage=coverage)
         manifest_dir = work / "manifest"
         manifest_dir.mkdir()
         (manifest_dir / "avatar.json").write_text(json.dumps(manifest, indent=1))
-        storage.add_prepared(avatar_id, manifest_dir)
+        prepared.add_prepared(avatar_id, manifest_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     marked = Avatar.objects.filter(pk=avatar.pk, run=run, state=AvatarState.READY).update(mouth_coverage=coverage)

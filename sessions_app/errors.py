@@ -13,6 +13,34 @@ class SessionLimit(ServiceError):
     code = "session_limit"
 
 
+# What speaking refuses (sessions_app/speaking.py).
+
+
+class QueueFull(ServiceError):
+    code = "speak_queue_full"
+    retry_after_s = 1
+
+
+class SpeakBusy(ServiceError):
+    code = "speak_busy"
+    retry_after_s = 2
+
+
+class InvalidAudio(ServiceError):
+    code = "invalid_audio"
+
+
+class UnsupportedAudio(ServiceError):
+    code = "unsupported_media"
+
+
+class UtteranceClosed(ServiceError):
+    code = "utterance_closed"
+
+
+# What live viewing refuses (sessions_app/live/, sessions_app/webrtc/).
+
+
 class WrongSignalling(ServiceError):
     """A WebRTC request in the other form than this server speaks: with a media server the server
     offers (POST .../viewers), without one the viewer does (POST .../webrtc)."""

@@ -47,9 +47,10 @@ class AvatarFrames:
 
     @classmethod
     def of(cls, avatar: Avatar) -> "AvatarFrames":
-        manifest = json.loads(storage.read_prepared(avatar.avatar_id, "avatar.json"))
+        prepared = storage.backend()
+        manifest = json.loads(prepared.read_prepared(avatar.avatar_id, "avatar.json"))
         # Loaders sort by the integer in the name, as LiveTalking's does.
-        names = tuple(sorted(storage.list_prepared(avatar.avatar_id, "full_imgs"), key=lambda name: int(Path(name).stem)))
+        names = tuple(sorted(prepared.list_prepared(avatar.avatar_id, "full_imgs"), key=lambda name: int(Path(name).stem)))
         source = manifest["source"]
         return cls(avatar.avatar_id, frames_version(avatar), names, float(manifest["fps"]),
                    int(source["width"]), int(source["height"]))
@@ -97,7 +98,7 @@ def frame_cache() -> FrameCache:
 
 
 def _read_jpeg(avatar_id: str, name: str) -> bytes:
-    data = storage.read_prepared(avatar_id, f"full_imgs/{name}")
+    data = storage.backend().read_prepared(avatar_id, f"full_imgs/{name}")
     if Path(name).suffix.lower() in (".jpg", ".jpeg"):
         return data
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -127,22 +128,23 @@ def ping_pong(step: int, frame_count: int) -> int:
 
 def avatar_material(frames: AvatarFrames) -> AvatarMaterial:
     """What a frame renderer may use of the avatar (read from its prepared files: blocking)."""
-    manifest = json.loads(storage.read_prepared(frames.avatar_id, "avatar.json"))
+    prepared = storage.backend()
+    manifest = json.loads(prepared.read_prepared(frames.avatar_id, "avatar.json"))
     landmarks = None
-    if manifest.get("landmarks") and storage.prepared_exists(frames.avatar_id, "landmarks.npy"):
-        landmarks = np.load(io.BytesIO(storage.read_prepared(frames.avatar_id, "landmarks.npy")))
+    if manifest.get("landmarks") and prepared.prepared_exists(frames.avatar_id, "landmarks.npy"):
+        landmarks = np.load(io.BytesIO(prepared.read_prepared(frames.avatar_id, "landmarks.npy")))
 
     def read_crop(index: int) -> np.ndarray:  # crops are always PNG
-        data = storage.read_prepared(frames.avatar_id, f"face_imgs/{Path(frames.names[index]).stem}.png")
+        data = prepared.read_prepared(frames.avatar_id, f"face_imgs/{Path(frames.names[index]).stem}.png")
         return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
     def read_mouth(index: int) -> np.ndarray:
-        data = storage.read_prepared(frames.avatar_id, f"mouth_imgs/{Path(frames.names[index]).stem}.jpg")
+        data = prepared.read_prepared(frames.avatar_id, f"mouth_imgs/{Path(frames.names[index]).stem}.jpg")
         return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
     bank = {}
-    if manifest.get("lips") and storage.prepared_exists(frames.avatar_id, lips.FEATURES_FILE):
-        bank = {name: np.load(io.BytesIO(storage.read_prepared(frames.avatar_id, file)))
+    if manifest.get("lips") and prepared.prepared_exists(frames.avatar_id, lips.FEATURES_FILE):
+        bank = {name: np.load(io.BytesIO(prepared.read_prepared(frames.avatar_id, file)))
                 for name, file in (("lip_points", lips.POINTS_FILE), ("lip_features", lips.FEATURES_FILE),
                                    ("mouth_boxes", lips.BOXES_FILE))}
         bank["read_mouth"] = read_mouth

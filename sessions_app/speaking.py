@@ -33,7 +33,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from common.channels import send_to_group
-from common.errors import InvalidRequest, NotFound, ServiceError
+from common.errors import InvalidRequest, NotFound
+from sessions_app.errors import InvalidAudio, QueueFull, SpeakBusy, UnsupportedAudio, UtteranceClosed
 from sessions_app.models import SessionState, TutoringSession, Utterance, UtterancePiece, UtteranceState
 from sessions_app.services import count_out_of_queue, drop_utterances, get_session, group_name
 from sessions_app.signals import utterance_ended, utterance_started
@@ -42,28 +43,6 @@ from sessions_app.speech.audio import BadAudio, read_wav, resample
 from sessions_app.speech.voices import Voice, load_voice
 
 logger = logging.getLogger(__name__)
-
-
-class QueueFull(ServiceError):
-    code = "speak_queue_full"
-    retry_after_s = 1
-
-
-class SpeakBusy(ServiceError):
-    code = "speak_busy"
-    retry_after_s = 2
-
-
-class InvalidAudio(ServiceError):
-    code = "invalid_audio"
-
-
-class UnsupportedAudio(ServiceError):
-    code = "unsupported_media"
-
-
-class UtteranceClosed(ServiceError):
-    code = "utterance_closed"
 
 
 def voice() -> Voice:

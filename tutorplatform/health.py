@@ -23,7 +23,7 @@ def _problems() -> list[str]:
             cursor.execute("SELECT 1")
     except Exception as exc:  # any driver error means the same thing here
         problems.append(f"database unavailable: {type(exc).__name__}")
-    if storage.uses_object_storage():
+    if storage.backend().object_storage:
         try:
             default_storage.exists("health-probe")
         except Exception as exc:  # any client error means the store cannot be used

@@ -47,10 +47,15 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def avatar_id_for_tutor(tutor: Tutor) -> str:
+    """The id the seed's web server gives a tutor's avatar."""
+    return f"avatar_tutor_{tutor.pk}"
+
+
 def avatar_id_for_video(tutor: Tutor) -> str:
     """`avatar_tutor_<id>` (the seed's id) for a tutor's first video; later videos, whose
     predecessor still exists while they are prepared, `avatar_tutor_<id>_<n>`."""
-    base = avatar_services.avatar_id_for_tutor(tutor)
+    base = avatar_id_for_tutor(tutor)
     taken = set(Avatar.objects.filter(avatar_id__startswith=base).values_list("avatar_id", flat=True))
     if base not in taken:
         return base
@@ -74,7 +79,7 @@ def create_tutor(*, name: str, description: str = "", video: Path | None = None,
         # any (a long copy must not hold the database's write lock); a refusal removes the tutor.
         try:
             avatar = avatar_services.create_avatar_from_upload(
-                avatar_id=avatar_services.avatar_id_for_tutor(tutor), local_path=video,
+                avatar_id=avatar_id_for_tutor(tutor), local_path=video,
                 original_name=video_name, apply_blur=apply_blur, tutor_id=tutor.pk,
             )
         except BaseException:
@@ -110,10 +115,11 @@ def replace_video(tutor: Tutor, *, local_path: Path, original_name: str, apply_b
 
     Racing videos for one tutor: the avatar id is reserved by the row's unique key (a request
     whose id another took first takes the next one), and the replacement superseded is the one
-    the tutor names when this one is written, under the tutor's row lock (avatars.services), so
-    whichever is written last wins and the other is deleted, files and all (two PATCHes 0-20 ms
-    apart left the first one ready, owned by the tutor, used by nothing; or answered
-    `409 avatar_exists` for an id the client never chose). A tutor deleted meanwhile: NotFound,
+    the tutor names when this one is written, under the tutor's row lock (taken in the avatar's
+    transaction: tutors/receivers.py `claim_new_avatar`), so whichever is written last wins and
+    the other is deleted, files and all (two PATCHes 0-20 ms apart left the first one ready,
+    owned by the tutor, used by nothing; or answered `409 avatar_exists` for an id the client
+    never chose). A tutor deleted meanwhile: NotFound,
     and nothing is left."""
     avatar_services.probe_video(local_path)
     for attempt in range(ID_TRIES):
@@ -151,9 +157,9 @@ def delete_tutor(tutor_id: int, force: bool = False) -> None:
     of them, unless `force`, which ends those sessions first.
 
     A new video may arrive while this runs: its avatar is written under the tutor's row lock
-    (avatars.services.create_avatar), which this takes too before the row goes, so either the
-    avatar is there to be seen (and is deleted on the next pass) or the tutor is gone first (and
-    the video is refused with 404). Nothing outlives its tutor."""
+    (taken in the avatar's transaction: tutors/receivers.py `claim_new_avatar`), which this takes
+    too before the row goes, so either the avatar is there to be seen (and is deleted on the next
+    pass) or the tutor is gone first (and the video is refused with 404). Nothing outlives its tutor."""
     tutor = get_tutor(tutor_id)
     deleted = 0
     for _ in range(ID_TRIES):

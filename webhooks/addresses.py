@@ -15,16 +15,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from common.errors import InvalidRequest
-
-
-class UrlRefused(InvalidRequest):
-    """400 invalid_request with details.reason: scheme, too_long, malformed, unresolvable,
-    private_address."""
-
-    def __init__(self, reason: str, message: str, field: str = "url") -> None:
-        super().__init__(f"{field}: {message}", {"field": field, "reason": reason})
-        self.reason = reason
+from webhooks.errors import UrlRefused
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from webhooks.addresses import Target, UrlRefused, parse, resolve
+from webhooks.addresses import Target, parse, resolve
+from webhooks.errors import UrlRefused
 
 SNIPPET_CHARS = 500  # what an attempt keeps of the answer
 

@@ -12,24 +12,7 @@ from avatars.pipeline import mouth_bank
 from avatars.models import Avatar, AvatarState
 from avatars.preparation import output_warnings
 from avatars.services import AVATAR_ID_PATTERN, MAX_WAIT_S
-from common.api_input import MAX_DB_INT, MAX_OFFSET
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """The contract's booleans: true/false/True/False/1/0 (httpx sends Python's "True"/"False")."""
-
-    TRUE_STRINGS = {"true", "True", "TRUE", "1"}
-    FALSE_STRINGS = {"false", "False", "FALSE", "0"}
-    default_error_messages = {"invalid": "Must be true or false (also accepted: True, False, 1, 0); got {input!r}."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool):
-            return data
-        if isinstance(data, int) and data in (0, 1):
-            return bool(data)
-        if isinstance(data, str) and data.strip() in self.TRUE_STRINGS | self.FALSE_STRINGS:
-            return data.strip() in self.TRUE_STRINGS
-        self.fail("invalid", input=data)
+from common.api_input import MAX_DB_INT, MAX_OFFSET, StrictBooleanField
 
 
 avatar_id_field = serializers.RegexField(
@@ -112,7 +95,7 @@ class AvatarSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_avatar_path(self, avatar: Avatar) -> str:
-        return str(storage.avatar_path(avatar.avatar_id))
+        return str(storage.backend().avatar_path(avatar.avatar_id))
 
     @extend_schema_field(VideoFactsSerializer(allow_null=True))
     def get_video(self, avatar: Avatar) -> dict | None:

@@ -122,9 +122,9 @@ class AvatarPreviewView(APIView):
                               **errors(400, 401, 404)})
     def get(self, request, avatar_id: str):
         avatar = services.get_avatar(avatar_id)
-        if avatar.state != AvatarState.READY or not storage.prepared_exists(avatar_id, "preview.jpg"):
+        if avatar.state != AvatarState.READY or not storage.backend().prepared_exists(avatar_id, "preview.jpg"):
             raise NotFound(f"Avatar '{avatar_id}' has no preview until it is ready (it is {avatar.state}).")
-        return HttpResponse(storage.read_prepared(avatar_id, "preview.jpg"), content_type="image/jpeg")
+        return HttpResponse(storage.backend().read_prepared(avatar_id, "preview.jpg"), content_type="image/jpeg")
 
 
 class AvatarReprocessView(APIView):

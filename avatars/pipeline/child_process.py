@@ -17,17 +17,13 @@ import os
 import signal
 from pathlib import Path
 
-from avatars.pipeline.errors import PipelineCancelled, PipelineError
+from avatars.pipeline.errors import ChildProcessDied, PipelineCancelled, PipelineError
 from avatars.pipeline.prepare import CancelCheck, PreparedAvatar, PrepareOptions, ProgressCallback, prepare
 
 # "idle": Linux's SCHED_IDLE class, only CPU time nothing else wants; a number: SCHED_BATCH at
 # that niceness, a share of the CPU however busy the machine (see `_lower_priority`).
 IDLE = "idle"
 _PR_SET_PDEATHSIG = 1
-
-
-class ChildProcessDied(RuntimeError):
-    """The child ended without a result (killed, out of memory, crashed in native code)."""
 
 
 def _die_with_parent() -> None:

@@ -1,4 +1,5 @@
-"""The two ways a preparation run ends early."""
+"""The pipeline's errors: the two ways a preparation run ends early (PipelineError,
+PipelineCancelled), and what its parts raise inside it."""
 
 from __future__ import annotations
 
@@ -16,3 +17,15 @@ class PipelineError(Exception):
 
 class PipelineCancelled(Exception):
     """The caller's cancel flag was raised; the run stopped between two frames."""
+
+
+class FrameWriteError(Exception):
+    """A frame or crop could not be written (disk full, permissions, storage gone)."""
+
+
+class ChildProcessDied(RuntimeError):
+    """The child ended without a result (killed, out of memory, crashed in native code)."""
+
+
+class LipModelMissing(RuntimeError):
+    """The face-mesh model file is not installed."""

@@ -36,6 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatars.pipeline.errors import LipModelMissing
+
 MODEL_FILE = "mediapipe/modules/face_landmark/face_landmark.tflite"
 INPUT = 192
 
@@ -66,10 +68,6 @@ _SIDE_PER_EYE_MOUTH = 3.55
 _CENTRE_TOWARD_MOUTH = 0.44
 # The model's face flag (a logit) below which the mesh is not trusted (a turned-away head).
 _MIN_FACE_LOGIT = 0.0
-
-
-class LipModelMissing(RuntimeError):
-    """The face-mesh model file is not installed."""
 
 
 def model_path() -> Path:

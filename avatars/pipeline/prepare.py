@@ -28,7 +28,7 @@ import numpy as np
 
 from avatars.pipeline import blur, lips, mouth_bank, verdicts
 from avatars.pipeline.detect import FaceBox, FaceDetector, YuNetFaceDetector, make_detector
-from avatars.pipeline.errors import PipelineCancelled, PipelineError
+from avatars.pipeline.errors import FrameWriteError, PipelineCancelled, PipelineError
 from avatars.pipeline.head import GEOMETRIES
 from avatars.pipeline.track import LANDMARK_COUNT, FaceTracker, TrackedBox, frames_without_face
 from avatars.pipeline.video import (
@@ -44,7 +44,7 @@ from avatars.pipeline.video import (
     playback_fps,
     probe,
 )
-from avatars.pipeline.writer import BlurFunction, FrameWriteError, FrameWriterPool, write_image
+from avatars.pipeline.writer import BlurFunction, FrameWriterPool, write_image
 
 # 2: the crop holds the whole head; landmarks.npy. 3: lip shapes (lips.npy, lip_features.npy,
 # mouth_boxes.npy, mouth_imgs/) and the mouth coverage.

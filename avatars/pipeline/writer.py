@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from avatars.pipeline import lips
-from avatars.pipeline.errors import PipelineError
+from avatars.pipeline.errors import FrameWriteError, PipelineError
 from avatars.pipeline.png import encode_png
 from avatars.pipeline.track import TrackedBox
 from avatars.pipeline.video import FramePool
@@ -24,10 +24,6 @@ _STOP = object()
 
 # (frame, its tracked face) -> the frame with its background blurred.
 BlurFunction = Callable[[np.ndarray, TrackedBox], np.ndarray]
-
-
-class FrameWriteError(Exception):
-    """A frame or crop could not be written (disk full, permissions, storage gone)."""
 
 
 def write_file(path: Path, data: bytes | memoryview) -> int:

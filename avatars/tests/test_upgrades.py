@@ -67,13 +67,14 @@ def test_an_avatar_prepared_again_meanwhile_is_not_marked(settings, old_avatar_f
     shutil.copytree(old_avatar_files, settings.AVATAR_ROOT / "racing")
     avatar = Avatar.objects.create(avatar_id="racing", state=AvatarState.READY, source=AvatarSource.UPLOAD,
                                    source_file="x.mp4", run=1, ready_at=timezone.now(), progress=100.0)
-    real_add = upgrades.storage.add_prepared
+    backend = upgrades.storage.backend()
+    real_add = backend.add_prepared
 
     def add_and_restart(avatar_id, folder):
         real_add(avatar_id, folder)
         Avatar.objects.filter(pk=avatar.pk).update(run=2, state=AvatarState.PROCESSING)
 
-    monkeypatch.setattr(upgrades.storage, "add_prepared", add_and_restart)
+    monkeypatch.setattr(backend, "add_prepared", add_and_restart)
     assert upgrades.upgrade(avatar) is None
     avatar.refresh_from_db()
     assert avatar.mouth_coverage is None

@@ -14,6 +14,7 @@ from common.api_schema import errors, extend_schema
 from common.parsers import JSONParser, WavParser
 from common.socket_auth import key_is_active
 from sessions_app import services, speaking, transcripts
+from sessions_app.errors import UnsupportedAudio
 from sessions_app.live import media_viewers
 from sessions_app.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
@@ -86,7 +87,7 @@ class SessionSpeakView(APIView):
         try:
             return request.data
         except UnsupportedMediaType:
-            raise speaking.UnsupportedAudio(
+            raise UnsupportedAudio(
                 f"Unsupported media type \"{request.content_type}\": send JSON {{\"text\": ...}} or an audio/wav body.") from None
 
 

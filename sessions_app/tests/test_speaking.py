@@ -192,8 +192,8 @@ def media(items, kind: str) -> list[Media]:
 
 
 def idle_frame(avatar_id: str, index: int) -> np.ndarray:
-    names = sorted(storage.list_prepared(avatar_id, "full_imgs"))
-    return cv2.imdecode(np.frombuffer(storage.read_prepared(avatar_id, f"full_imgs/{names[index]}"), np.uint8), 1)
+    names = sorted(storage.backend().list_prepared(avatar_id, "full_imgs"))
+    return cv2.imdecode(np.frombuffer(storage.backend().read_prepared(avatar_id, f"full_imgs/{names[index]}"), np.uint8), 1)
 
 
 def mouth_box(avatar_id: str, index: int) -> tuple[slice, slice]:

@@ -81,8 +81,8 @@ def assert_error(response, status: int, code: str) -> dict:
 
 
 def idle_lumas(avatar_id: str) -> list[np.ndarray]:
-    names = sorted(storage.list_prepared(avatar_id, "full_imgs"))
-    return [cv2.imdecode(np.frombuffer(storage.read_prepared(avatar_id, f"full_imgs/{name}"), np.uint8),
+    names = sorted(storage.backend().list_prepared(avatar_id, "full_imgs"))
+    return [cv2.imdecode(np.frombuffer(storage.backend().read_prepared(avatar_id, f"full_imgs/{name}"), np.uint8),
                          cv2.IMREAD_GRAYSCALE) for name in names]
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from avatars.api.serializers import StrictBooleanField
 from avatars.models import Avatar, AvatarState
 from avatars.preparation import output_warnings
-from common.api_input import MAX_OFFSET
+from common.api_input import MAX_OFFSET, StrictBooleanField
 from tutors.models import Tutor
 from tutors.services import MAX_NAME
 

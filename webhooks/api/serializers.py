@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from avatars.api.serializers import StrictBooleanField
+from common.api_input import StrictBooleanField
 from webhooks.events import EVENT_TYPES
 
 

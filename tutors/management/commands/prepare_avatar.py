@@ -3,6 +3,9 @@
 Goes through the same service as the API (the row, the stored source, the job runner); the job
 runs in this process. Exits 0 when the avatar is ready, 1 with the named error when the video is
 refused or the job fails, 130 when interrupted (the job is cancelled and leaves nothing).
+
+It lives in the tutors app because `--tutor` names the tutor who switches to the new avatar and
+reports that switch: the avatars app imports nothing from the tutors app.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from avatars import jobs, services, storage
-from common.errors import ServiceError
 from avatars.models import FINAL_STATES, Avatar, AvatarSource, AvatarState
+from common.errors import ServiceError
 from tutors.models import Tutor
 
 
@@ -110,7 +113,7 @@ class Command(BaseCommand):
         video_facts = avatar.video or {}
         self.stdout.write(
             f"Avatar '{avatar_id}' is ready: {video_facts.get('frame_count')} frames at {video_facts.get('fps')} fps, "
-            f"in {storage.avatar_path(avatar_id)}"
+            f"in {storage.backend().avatar_path(avatar_id)}"
         )
         if tutor:
             now = Tutor.objects.filter(pk=tutor).values_list("avatar_id", flat=True).first()
