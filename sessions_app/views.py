@@ -18,7 +18,7 @@ from avatars.models import Avatar
 from sessions_app import services, speaking
 from sessions_app.api.serializers import UtteranceSerializer
 from sessions_app.models import END_REASON_WORDS, TutoringSession
-from sessions_app.webrtc.signalling import answer_offer
+from sessions_app.live.webrtc.signalling import answer_offer
 
 
 PAGE_SIZE = 25

@@ -14,7 +14,7 @@ from common.api_schema import errors, extend_schema
 from common.parsers import JSONParser, WavParser
 from common.socket_auth import key_is_active
 from sessions_app import services, speaking, transcripts
-from sessions_app.webrtc.signalling import answer_offer
+from sessions_app.live.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
     AppendSerializer,
     CreateSessionSerializer,

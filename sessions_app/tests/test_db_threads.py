@@ -11,9 +11,9 @@ import pytest
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from sessions_app import stage as stage_module
-from sessions_app import watching
-from sessions_app.webrtc import peers
+from sessions_app.live import stage as stage_module
+from sessions_app.live import watcher
+from sessions_app.live.webrtc import peers
 from tutors.models import Tutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,7 +35,7 @@ def persistent_connections(monkeypatch):
     connection_created.disconnect(created)
 
 
-@pytest.mark.parametrize("module", [stage_module, peers, watching])
+@pytest.mark.parametrize("module", [stage_module, peers, watcher])
 def test_database_calls_of_stages_and_peers_close_their_connection(persistent_connections, module):
     Tutor.objects.create(name="Ada")
     in_thread = getattr(module, "_in_thread", None) or module.in_worker_thread

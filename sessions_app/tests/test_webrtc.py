@@ -15,11 +15,11 @@ from django.conf import settings as django_settings
 from avatars import jobs, services as avatar_services, storage
 from avatars.models import AvatarSource
 from sessions_app import services
-from sessions_app.stage import stages
-from sessions_app.watching import viewers
-from sessions_app.webrtc import peers as peer_module
-from sessions_app.webrtc.addresses import offer_only
-from sessions_app.webrtc.media import PeerFeed
+from sessions_app.live.stage import stages
+from sessions_app.live.watcher import viewers
+from sessions_app.live.webrtc import peers as peer_module
+from sessions_app.live.webrtc.addresses import offer_only
+from sessions_app.live.webrtc.media import PeerFeed
 from testsupport.webrtc_viewer import WebRTCViewer, idle_thumbnails, mouth_change
 from tutors.models import Tutor
 

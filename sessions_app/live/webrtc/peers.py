@@ -1,8 +1,8 @@
 """A session watched over WebRTC: one peer connection per viewer, living on the server's event loop.
 
 A SessionPeer answers the viewer's offer with one video and one audio track (those the offer
-asks to receive). Once the connection is up it does what a WebSocket stream does (consumers.py),
-through sessions_app.watching: it follows the session through its channel-layer group, joins
+asks to receive). Once the connection is up it does what a WebSocket stream does (live/websocket.py),
+through sessions_app.live.watcher: it follows the session through its channel-layer group, joins
 the session's stage while the avatar is ready (the stage draws once for every viewer), shows a
 still while the avatar is being prepared, moves to the tutor's new avatar when it switches, and
 closes when the session ends, when its key is revoked, or when the viewer goes (it closed the
@@ -35,10 +35,10 @@ from avatars import storage
 from common.channels import remember_server_loop, server_loop
 from common.db_threads import in_worker_thread
 from sessions_app import services
-from sessions_app.frames import AvatarFrames, frames_version
+from sessions_app.live.frames import AvatarFrames, frames_version
 from sessions_app.speech.clock import frame_samples, pts_us
-from sessions_app.stage import i420_of, stages
-from sessions_app.watching import (
+from sessions_app.live.stage import i420_of, stages
+from sessions_app.live.watcher import (
     CHECK_EVERY_S,
     WAIT_LOOK_EVERY_S,
     KeyRevoked,
@@ -49,8 +49,8 @@ from sessions_app.watching import (
     renderer_description,
     viewers,
 )
-from sessions_app.webrtc.addresses import offer_only
-from sessions_app.webrtc.media import PeerFeed
+from sessions_app.live.webrtc.addresses import offer_only
+from sessions_app.live.webrtc.media import PeerFeed
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """/ws/sessions/<session_id>/: a session's avatar, live: timestamped video and audio on one clock,
-and the utterance events (sessions_app/stage.py makes them; this sends them to one viewer)."""
+and the utterance events (sessions_app/live/stage.py makes them; this sends them to one viewer)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from avatars import storage
 from common.channels import remember_server_loop
 from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse, still_allowed
 from sessions_app import services
-from sessions_app.frames import AvatarFrames, frames_version
-from sessions_app.stage import Viewer, media_message, stages
-from sessions_app.watching import (
+from sessions_app.live.frames import AvatarFrames, frames_version
+from sessions_app.live.stage import Viewer, media_message, stages
+from sessions_app.live.watcher import (
     CHECK_EVERY_S,
     WAIT_LOOK_EVERY_S,
     KeyRevoked,

@@ -13,10 +13,10 @@ from django.conf import settings
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.db_threads import in_worker_thread
 from sessions_app import services
-from sessions_app.frames import AvatarFrames, avatar_material
+from sessions_app.live.frames import AvatarFrames, avatar_material
 from sessions_app.models import SessionState
 from sessions_app.speech.renderer import load_renderer
-from sessions_app.stage import Stage, stages
+from sessions_app.live.stage import Stage, stages
 
 # While watching: how often the session is marked active, and how often its state is re-read
 # (in case the "ended" message was missed, e.g. sent from another process on the in-memory layer).

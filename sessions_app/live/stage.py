@@ -33,7 +33,7 @@ import numpy as np
 
 from common.db_threads import in_worker_thread
 from sessions_app import speaking
-from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
+from sessions_app.live.frames import AvatarFrames, jpeg_frame, ping_pong
 from sessions_app.speech.audio import resample
 from sessions_app.speech.clock import frame_samples, pts_us
 from sessions_app.speech.mouth import openness_at, shape_at
@@ -100,7 +100,7 @@ class Playing:
 
 class Viewer:
     """A WebSocket viewer: the stage's output as timestamped messages in a queue. Other viewers
-    (sessions_app/webrtc) take the same calls and say which picture they want."""
+    (sessions_app/live/webrtc) take the same calls and say which picture they want."""
 
     wants_jpeg = True  # the frame as JPEG bytes
     wants_i420 = False  # the frame as a YUV 4:2:0 (I420) array, as video encoders take it
@@ -142,9 +142,9 @@ class Stage:
         self.pts = 0  # the time of the frame last made (µs)
         self.played: deque[np.ndarray] = deque(maxlen=PLAYED_FRAMES)  # the last frames' audio
         self.sounded = 0  # frames since the last one with sound (the tutor's voice may still echo)
-        self.listener = None  # the student's audio, once some arrives (sessions_app/listening.py)
+        self.listener = None  # the student's audio, once some arrives (sessions_app/live/listening.py)
 
-    # --- from consumers ------------------------------------------------------------------------
+    # --- from the watchers of its viewers ----------------------------------------------------------
     def add(self, viewer: Viewer) -> None:
         self.viewers.append(viewer)
         if self.task is None:
@@ -168,7 +168,7 @@ class Stage:
     def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
         """The student's microphone: a chunk of mono int16 audio at `rate` from a viewer."""
         if self.listener is None:
-            from sessions_app.listening import Listener
+            from sessions_app.live.listening import Listener
 
             self.listener = Listener(self)
         self.listener.hear(sender_pts_us, samples, rate)
