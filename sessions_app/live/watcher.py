@@ -28,7 +28,21 @@ server does not) and `place_taken` (its place was taken already, by the request 
 the watcher frees it when it ends). All of it runs on one event loop, the transport's.
 
 The WebSocket stream (live/websocket.py) and the WebRTC peer (live/webrtc/peers.py) are two such
-transports.
+transports. One that publishes the session to a media server from a worker process of its own
+(no socket, no key, no place; I420 and audio to an RTP encoder, events to a data channel, the
+still as frames while the avatar is prepared) would be, in outline:
+
+    class Publisher(LiveViewer):
+        wants_i420 = True
+        still_fps = 5
+
+        def frame(self, first_sample, pts, jpeg, i420, audio): ...  # to the encoder, queued
+        def event(self, event): ...  # json.dumps(event) to the data channel
+        def new_clock(self): ...  # keep the RTP timeline going forward (see webrtc/media.py)
+        async def close(self, reason): ...  # stop publishing
+
+    watcher = SessionWatcher(session_id, Publisher(), takes_place=False, name="publisher")
+    watcher.start()  # on the worker's event loop; `await watcher.stop()` when it stops
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """One WebRTC viewer's media: the stage's ticks turned into aiortc video and audio frames.
 
-A PeerFeed takes one peer connection's frames (the stage's ticks, or the still while the avatar is
-prepared, that its SessionWatcher passes on) and hands two aiortc tracks their frames. Both tracks run on one timeline, counted in audio samples,
-that only moves forward: a new segment (a new stage after an avatar switch, or the still shown
-while the avatar is prepared) starts where the last one stopped, so the audio never has a hole
-and the video's timestamps stay on the audio's clock. aiortc stamps Opus packets by the samples
-it has encoded, not by the frames' pts, so an audio gap would put the two tracks out of step.
+A PeerFeed takes one peer connection's frames (the stage's ticks, or the still while the avatar
+is prepared, that its SessionWatcher passes on) and hands two aiortc tracks their frames. Both
+tracks run on one timeline, counted in audio samples, that only moves forward: a new segment (a
+new stage after an avatar switch, or the still shown while the avatar is prepared) starts where
+the last one stopped, so the audio never has a hole and the video's timestamps stay on the
+audio's clock. aiortc stamps Opus packets by the samples it has encoded, not by the frames' pts,
+so an audio gap would put the two tracks out of step.
 """
 
 from __future__ import annotations
