@@ -321,7 +321,7 @@ class Mouths:
         self._landmarker = lips.LipLandmarker() if self.by_opening else None
 
     def index(self, pts_us: int) -> int:
-        from sessions_app.frames import ping_pong
+        from sessions_app.live.frames import ping_pong
 
         return ping_pong(round(pts_us * self.fps / 1e6), self.frame_count)
 
@@ -359,7 +359,7 @@ class Mouths:
 def calibrate(mouths: Mouths, idle_frames: list[Media]) -> tuple[float, float, float]:
     """(largest difference of received idle frames from full_imgs, largest difference a re-encode at
     the speaking quality makes, the threshold for "the mouth differs")."""
-    from sessions_app.stage import SPEAKING_JPEG_QUALITY
+    from sessions_app.live.stage import SPEAKING_JPEG_QUALITY
 
     received = [mouths.difference(frame.payload, frame.pts_us) for frame in idle_frames]
     if mouths.by_opening:
@@ -627,7 +627,7 @@ def machine() -> str:
 
 async def run(server, api: Api, tutor_id: int) -> list[str]:
     from django.conf import settings
-    from sessions_app.stage import LEAD_FRAMES, SPEAKING_JPEG_QUALITY
+    from sessions_app.live.stage import LEAD_FRAMES, SPEAKING_JPEG_QUALITY
 
     report: list[str] = []
     others: dict[str, float] = {}  # phase -> cores other processes used meanwhile

@@ -283,7 +283,7 @@ async def viewer_window(server_pid: int, viewers, seconds: float) -> Load:
 async def run(server, api: Api, tutor_id: int, options) -> list[str]:
     from django.conf import settings
 
-    from sessions_app.webrtc.addresses import offer_only
+    from sessions_app.live.webrtc.addresses import offer_only
 
     offer_only(["127.0.0.1"])  # this process's peer connections offer loopback alone
     report: list[str] = []

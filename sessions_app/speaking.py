@@ -1,5 +1,5 @@
 """What a session's tutor says: utterances queued by speak, played in order by the session's stage
-(sessions_app/stage.py), cut by interrupt.
+(sessions_app/live/stage.py), cut by interrupt.
 
 A text is said sentence by sentence: the first sentence is made before speak answers, the rest in
 a background thread while the first already plays (a 60 s answer waited ~4 s for its whole

@@ -19,7 +19,7 @@ from sessions_app import services, speaking
 from sessions_app.live import placement
 from sessions_app.api.serializers import UtteranceSerializer
 from sessions_app.models import END_REASON_WORDS, TutoringSession
-from sessions_app.webrtc.signalling import answer_offer
+from sessions_app.live.webrtc.signalling import answer_offer
 
 
 PAGE_SIZE = 25

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 async def close_all_peers() -> None:
-    from sessions_app.webrtc.peers import close_all
+    from sessions_app.live.webrtc.peers import close_all
 
     await close_all()
 

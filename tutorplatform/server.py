@@ -106,7 +106,7 @@ class WebSocketWithSendStallTimeout(WebSocketsSansIOProtocol):
     transport waits for its buffer to drain. So when writing stays paused for
     SERVER_WS_SEND_STALL_S, the connection is aborted: the application hears a disconnect and
     what it held is freed. (A session stream frees its viewer's place ~4 s behind by itself,
-    sessions_app/consumers.py; this ends the connection too.)"""
+    sessions_app/live/websocket.py; this ends the connection too.)"""
 
     _stall_timer: asyncio.TimerHandle | None = None
 

@@ -454,7 +454,7 @@ SESSION_SPEAK_MAX_AUDIO_S = env_float("SESSION_SPEAK_MAX_AUDIO_S", 120.0)
 # closed as it stands (its client went away).
 SESSION_SPEAK_MAX_UTTERANCE_CHARS = env_int("SESSION_SPEAK_MAX_UTTERANCE_CHARS", 20000)
 SESSION_SPEAK_OPEN_TIMEOUT_S = env_float("SESSION_SPEAK_OPEN_TIMEOUT_S", 30.0)
-# Hearing the student (sessions_app/listening.py): whether a viewer's microphone audio is heard;
+# Hearing the student (sessions_app/live/listening.py): whether a viewer's microphone audio is heard;
 # the speech recogniser (a dotted path to a Recognizer class; empty: no transcripts); whether the
 # student talking cuts the tutor (barge-in), after how much speech (coughs are shorter), and the
 # silence that ends a student's turn.

@@ -52,7 +52,7 @@ def test_upload_prepare_preview_stream_and_delete_on_s3(client_with_key, on_s3, 
     preview = client_with_key.get("/v1/avatars/on_s3/preview")
     assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
 
-    from sessions_app.frames import AvatarFrames
+    from sessions_app.live.frames import AvatarFrames
     from avatars.models import Avatar
 
     frames = AvatarFrames.of(Avatar.objects.get(avatar_id="on_s3"))

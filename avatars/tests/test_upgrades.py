@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from avatars.models import Avatar, AvatarSource, AvatarState
 from avatars.pipeline import PrepareOptions, lips, prepare
-from sessions_app.frames import AvatarFrames, avatar_material
+from sessions_app.live.frames import AvatarFrames, avatar_material
 from sessions_app.speech.mouth_samples import MouthSampleRenderer
 from testsupport.talking_footage import talking_clip
 

@@ -16,7 +16,7 @@ from common.socket_auth import key_is_active
 from sessions_app import services, speaking, transcripts
 from sessions_app.errors import UnsupportedAudio
 from sessions_app.live import media_viewers
-from sessions_app.webrtc.signalling import answer_offer
+from sessions_app.live.webrtc.signalling import answer_offer
 from sessions_app.api.serializers import (
     AppendSerializer,
     CreateSessionSerializer,

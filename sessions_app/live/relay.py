@@ -9,8 +9,8 @@ Both ends live here:
   and the relay goes once nobody has for WATCH_TIMEOUT_S. Each tick becomes ONE channel-layer
   message to the session's media group (the video frame and its audio together), whatever the
   number of web processes and viewers; events go the same way, in order.
-- In a web process, a `RemoteStage` stands where a local stage would (sessions_app.watching's
-  join_stage hands it to the WebSocket consumer): one per session and process, subscribed to the
+- In a web process, a `RemoteStage` stands where a local stage would (sessions_app/live/watcher.py's
+  join_stage hands it to the stream's watcher): one per session and process, subscribed to the
   media group, handing every viewer each tick. The student's microphone goes back the other way
   (`stage.hear` to the session's stage group: the worker's stage hears it, as a local one would).
 """
@@ -168,7 +168,8 @@ class RemoteStage:
 
     async def _ask(self, group: str) -> None:
         while True:
-            await self._layer.group_send(group, {"type": "stage.watch"})
+            if any(viewer.wants_jpeg for viewer in self.viewers):  # not for events-only sockets
+                await self._layer.group_send(group, {"type": "stage.watch"})
             await asyncio.sleep(WATCH_EVERY_S)
 
     # --- what the watcher and consumers call on a stage ------------------------------------------

@@ -24,22 +24,20 @@ STAGE_WORKER_DEAD_AFTER_S the other workers take its sessions.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import queue
 import signal
-import threading
 import time
 
 import httpx
-import numpy as np
 from django.conf import settings
 
 from common.db_threads import in_worker_thread
 from sessions_app import services, speaking
 from sessions_app.live import media_viewers, placement
 from sessions_app.live.janus import JanusClient, JanusError, JanusUnavailable
-from sessions_app.live.rtp import RtpPublisher
+from sessions_app.live.publisher import JanusPublisher
+from sessions_app.live.relay import StreamRelay, hear_message
+from sessions_app.live.watcher import ENDED, SessionWatcher
 from sessions_app.models import MediaViewer
 
 logger = logging.getLogger(__name__)
@@ -48,96 +46,11 @@ MOUNTPOINT_CHECK_S = 1.0  # how often a session's mountpoint is checked (a resta
 VIEWER_SYNC_S = 1.0  # how often the session's viewer rows are read (new answers, leaves)
 TOUCH_EVERY_S = 30.0  # a session with viewers is marked active this often (it does not end as idle)
 IDLE_SWEEP_S = 10.0  # how often the worker ends idle sessions (no web request needed for it)
-# Frames waiting for the encoder thread; past it the oldest video frame is dropped (the audio is
-# kept: a gap in it would put the two tracks out of step).
-ENCODE_BACKLOG_FRAMES = 5
+HEADER_EVERY_S = 2.5  # the stream's header is sent again this often (publisher.py says why)
 
 
 def janus_client() -> JanusClient:
     return JanusClient(settings.JANUS_URL, settings.JANUS_ADMIN_KEY, timeout=5.0)
-
-
-class JanusPublisher:
-    """The stage's viewer in a stage worker: every tick's picture (I420) and audio are encoded once
-    (VP8 + Opus, sessions_app/live/rtp.py) and sent as RTP to the session's mountpoint; the JSON
-    events go to its data port. Encoding runs in a thread of its own, so the stage's clock never
-    waits for it."""
-
-    wants_jpeg = False
-    wants_i420 = True
-
-    def __init__(self, session_id: str, host: str, ports: dict, audio_rate: int, fps: float) -> None:
-        self.session_id = session_id
-        self.audio_rate = audio_rate
-        self.too_slow = False
-        self.stopped: str | None = None  # "gone"/"failed": the stage's clock stopped
-        self.woken: asyncio.Event | None = None
-        self.frames_sent = 0
-        self.frames_dropped = 0
-        self._work: queue.Queue = queue.Queue()
-        self._rtp = _publisher(host, ports, audio_rate, fps)
-        self._thread = threading.Thread(target=self._encode, name=f"rtp-{session_id[:8]}", daemon=True)
-        self._thread.start()
-
-    # --- the stage's calls (on the event loop) -------------------------------------------------
-    def frame(self, first_sample: int, pts: int, jpeg, i420: np.ndarray | None, audio: np.ndarray) -> None:
-        if self._work.qsize() >= ENCODE_BACKLOG_FRAMES:
-            self.frames_dropped += 1
-            i420 = None  # the encoder is behind: this frame's picture is skipped, its sound is not
-        self._work.put(("frame", i420, audio))
-
-    def put(self, item) -> None:
-        kind, body = item
-        if kind == "event":
-            self.event(body)
-        else:
-            self.stopped = kind
-            if self.woken is not None:
-                self.woken.set()
-
-    def event(self, event: dict) -> None:
-        self._work.put(("event", json.dumps({**event, "session_id": self.session_id}), None))
-
-    def retarget(self, host: str, ports: dict) -> None:
-        """Janus was restarted: the mountpoint was made again, maybe on other ports."""
-        self._work.put(("retarget", host, ports))
-
-    def close(self) -> None:
-        self._work.put(None)
-
-    # --- the encoder thread --------------------------------------------------------------------
-    def _encode(self) -> None:
-        last_picture = None
-        while True:
-            item = self._work.get()
-            if item is None:
-                break
-            try:
-                if item[0] == "frame":
-                    _, picture, audio = item
-                    if picture is None:
-                        picture = last_picture
-                    else:
-                        last_picture = picture
-                    if picture is not None:
-                        self._rtp.send_frame(picture, audio)
-                        self.frames_sent += 1
-                elif item[0] == "event":
-                    self._rtp.send_event(item[1])
-                elif item[0] == "retarget":
-                    _, host, ports = item
-                    self._rtp.close()
-                    self._rtp = _publisher(host, ports, self.audio_rate, self._rtp.fps)
-            except Exception:
-                logger.exception("session %s: RTP publishing failed", self.session_id)
-        self._rtp.close()
-
-
-def _publisher(host: str, ports: dict, audio_rate: int, fps: float) -> RtpPublisher:
-    # Janus asks for a keyframe through the video RTCP port when a viewer joins, so the viewer's
-    # first picture comes at once rather than at the next scheduled keyframe (up to 2 s).
-    return RtpPublisher(host, ports["video"], ports["audio"], ports.get("data") or None, audio_rate, fps,
-                        video_rtcp_port=ports.get("video_rtcp") or None)
 
 
 class SessionOnWorker:
@@ -151,12 +64,19 @@ class SessionOnWorker:
         self.task: asyncio.Task | None = None
         self.publisher: JanusPublisher | None = None
         self.draining = False
-        self.stage = None  # its stage while the avatar streams (set by the watcher)
+        self.watcher: SessionWatcher | None = None
+        self.relay: StreamRelay | None = None
+        self.header: dict | None = None
         self.ports: dict | None = None
         self._polls: dict[str, asyncio.Task] = {}
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"session-{self.session_id}")
+
+    @property
+    def stage(self):
+        """Its stage while the avatar streams (None while it waits, or between avatars)."""
+        return self.watcher.stage if self.watcher is not None else None
 
     async def _run(self) -> None:
         tasks: list[asyncio.Task] = []
@@ -168,21 +88,69 @@ class SessionOnWorker:
             self.ports = await asyncio.to_thread(self._ensure_mountpoint, False)
             await in_worker_thread(placement.set_ports)(self.worker_pk, self.session_id, self.ports)
             self.publisher = JanusPublisher(self.session_id, settings.JANUS_RTP_HOST, self.ports,
-                                            settings.SESSION_AUDIO_RATE, 25.0)
-            tasks = [asyncio.create_task(self._watch_mountpoint()), asyncio.create_task(self._keep_viewers())]
-            ended = await watch_session(self)
+                                            settings.SESSION_AUDIO_RATE, on_header=self._header_sent)
+            # Its watcher runs the stage here, counts no viewer place and no activity (its viewers'
+            # are counted where they are), and hears the stage group (the relay, the microphone).
+            self.watcher = SessionWatcher(self.session_id, self.publisher, takes_place=False, marks_active=False,
+                                          runs_stage=True, also_hears=self._stage_message, name="publisher")
+            tasks = [asyncio.create_task(self._watch_mountpoint()), asyncio.create_task(self._keep_viewers()),
+                     asyncio.create_task(self._tend())]
+            self.watcher.start()
+            await self.watcher.task
+            ended = self.publisher.closed == ENDED
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("session %s: its stage failed on this worker", self.session_id)
         finally:
+            if self.watcher is not None:
+                await self.watcher.stop()
+            if self.relay is not None:
+                self.relay.close()
             for task in [*tasks, *self._polls.values()]:
                 task.cancel()
             await asyncio.gather(*tasks, *self._polls.values(), return_exceptions=True)
             if self.publisher is not None:
-                self.publisher.close()
+                self.publisher.stop()
             if ended:
                 await asyncio.to_thread(self._tidy_up)
+
+    # --- the stream's header, and the relay to web processes' stream viewers ----------------------
+    def _header_sent(self, header: dict) -> None:
+        """A stage started streaming (or the avatar switched): its header goes in the placement
+        (new viewers' offers carry it), and the relay, if wanted, moves to the new stage."""
+        self.header = header
+        asyncio.get_running_loop().create_task(
+            in_worker_thread(placement.set_header)(self.worker_pk, self.session_id, header))
+        self._attach_relay()
+
+    def _stage_message(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "stage.watch":  # a web process has stream viewers of this session
+            if self.relay is None:
+                self.relay = StreamRelay(self.session_id)
+            self.relay.watched()
+            self._attach_relay()
+        elif kind == "stage.hear" and self.watcher is not None:
+            self.watcher.hear(*hear_message(message))
+
+    def _attach_relay(self) -> None:
+        stage = self.stage
+        if self.relay is not None and self.relay.wanted and stage is not None and self.relay not in stage.viewers:
+            stage.add(self.relay)
+
+    async def _tend(self) -> None:
+        """Every HEADER_EVERY_S: the header again; the relay dropped once no web process wants it;
+        the stage held (it takes no new utterance) while the worker hands its sessions over."""
+        while True:
+            await asyncio.sleep(HEADER_EVERY_S)
+            if self.header is not None and self.stage is not None:
+                self.publisher.event(self.header)
+            stage = self.stage
+            if stage is not None:
+                stage.holding = self.draining
+                if self.relay is not None and not self.relay.wanted and self.relay in stage.viewers:
+                    stage.remove(self.relay)
 
     def _ensure_mountpoint(self, check_only: bool) -> dict | None:
         """The mountpoint's ports: made now when Janus has none (None when `check_only` and it exists)."""
@@ -278,13 +246,6 @@ def _touch(session_id: str) -> None:
     session = services.session_or_none(session_id)
     if session is not None:
         services.touch(session)
-
-
-async def watch_session(held: SessionOnWorker) -> bool:
-    """Run the session's watcher with the worker's publisher; True when the session ended."""
-    from sessions_app.live.worker_watch import watch_with_publisher
-
-    return await watch_with_publisher(held)
 
 
 class StageWorkerRuntime:

@@ -1,5 +1,5 @@
 """Hearing the student: voice activity in 32 ms chunks, turns, the tutor's own voice coming back,
-and speech recognition. No Django here: sessions_app/listening.py runs it for a session.
+and speech recognition. No Django here: sessions_app/live/listening.py runs it for a session.
 
 - Voice activity: Silero VAD (`silero-vad` 6.2.3, MIT), its ONNX model from the wheel, run by
   onnxruntime directly (the package's own wrapper needs torch): 512 samples at 16 kHz a step,

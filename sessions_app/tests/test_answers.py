@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
 from sessions_app import speaking
-from sessions_app.frames import ping_pong
+from sessions_app.live.frames import ping_pong
 from sessions_app.models import Utterance, UtterancePiece
 from sessions_app.speaking import split_sentences
 from sessions_app.tests.test_speaking import (  # noqa: F401 (session_id is a fixture)

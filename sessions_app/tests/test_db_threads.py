@@ -1,6 +1,7 @@
-"""A session's stage and WebRTC peers reach the database from the event loop's worker threads;
-each call closes the connection it opened, so none stays open (a PostgreSQL session each, which
-kept the test database from being dropped) once the stage or peer is done."""
+"""A session's stage and its watchers (whatever their transport) reach the database from the event
+loop's worker threads; each call closes the connection it opened, so none stays open (a
+PostgreSQL session each, which kept the test database from being dropped) once the stage or
+watcher is done."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import pytest
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from sessions_app import stage as stage_module
-from sessions_app import watching
-from sessions_app.webrtc import peers
+from sessions_app.live import stage as stage_module
+from sessions_app.live import watcher
 from tutors.models import Tutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,8 +35,8 @@ def persistent_connections(monkeypatch):
     connection_created.disconnect(created)
 
 
-@pytest.mark.parametrize("module", [stage_module, peers, watching])
-def test_database_calls_of_stages_and_peers_close_their_connection(persistent_connections, module):
+@pytest.mark.parametrize("module", [stage_module, watcher])
+def test_database_calls_of_stages_and_watchers_close_their_connection(persistent_connections, module):
     Tutor.objects.create(name="Ada")
     in_thread = getattr(module, "_in_thread", None) or module.in_worker_thread
 

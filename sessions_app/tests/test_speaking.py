@@ -20,7 +20,7 @@ from avatars import jobs, services as avatar_services, storage
 from avatars.models import AvatarSource
 from avatars.pipeline import lips, mouth_bank
 from sessions_app import services, speaking
-from sessions_app.frames import ping_pong
+from sessions_app.live.frames import ping_pong
 from sessions_app.models import Utterance
 from testsupport import lipsync
 from testsupport.audio import syllables, wav_bytes

@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from avatars import jobs, services as avatar_services
 from avatars.models import AvatarSource
 from sessions_app import services
-from sessions_app.frames import FrameCache, ping_pong
+from sessions_app.live.frames import FrameCache, ping_pong
 from testsupport.stream import Media, next_video, parse
 from tutorplatform.asgi import application
 from tutors.models import Tutor

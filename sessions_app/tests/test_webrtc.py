@@ -15,11 +15,11 @@ from django.conf import settings as django_settings
 from avatars import jobs, services as avatar_services, storage
 from avatars.models import AvatarSource
 from sessions_app import services
-from sessions_app.stage import stages
-from sessions_app.watching import viewers
-from sessions_app.webrtc import peers as peer_module
-from sessions_app.webrtc.addresses import offer_only
-from sessions_app.webrtc.media import PeerFeed
+from sessions_app.live.stage import stages
+from sessions_app.live.watcher import viewers
+from sessions_app.live.webrtc import peers as peer_module
+from sessions_app.live.webrtc.addresses import offer_only
+from sessions_app.live.webrtc.media import PeerFeed
 from testsupport.webrtc_viewer import WebRTCViewer, idle_thumbnails, mouth_change
 from tutors.models import Tutor
 
@@ -227,7 +227,7 @@ def test_unknown_ended_unauthenticated_and_full_sessions_are_refused(client, cli
 def test_the_feed_keeps_one_timeline_across_segments_in_20_ms_audio_frames():
     """A new segment (another stage, whose clock starts at 0 again) continues where the last stopped."""
     async def scenario():
-        feed = PeerFeed(24000, lambda item: None)
+        feed = PeerFeed(24000)
         feed.sends_video = feed.sends_audio = True
         picture = np.zeros((360 * 3 // 2, 640), np.uint8)
         for index in range(3):  # 25 fps: 960 samples a frame
@@ -270,6 +270,41 @@ def test_a_waiting_session_sends_black_and_silence_then_the_avatar_on_the_same_t
             assert times == sorted(times)  # one timeline, never back to 0
             gaps = np.diff([audio.media_s for audio in viewer.audio])
             assert np.allclose(gaps, 0.02, atol=0.001)  # audio without a hole across the switch
+    asyncio.run(scenario())
+
+
+def test_a_viewer_that_starts_streaming_after_the_wait_marks_the_session_active_at_once(client_with_key, face_video,
+                                                                                      gate_jobs, monkeypatch):
+    """As a WebSocket stream does: the moment the avatar is ready and the stage streams to the
+    peer, the session counts as active (not one TOUCH_EVERY_S later)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sessions_app.live import watcher
+    from sessions_app.models import TutoringSession
+
+    monkeypatch.setattr(watcher, "TOUCH_EVERY_S", 3600.0)  # no periodic touch within the test
+    tutor = Tutor.objects.create(name="Ada")
+    avatar_services.create_avatar(avatar_id="later", local_path=face_video[0], original_name="v.mp4",
+                                  source=AvatarSource.UPLOAD, tutor_id=tutor.pk)
+    session_id = str(services.create_session(tutor_id=tutor.pk, student_id=1).session_id)
+
+    def last_activity():
+        return TutoringSession.objects.get(session_id=session_id).last_activity_at
+
+    async def scenario():
+        run = asyncio.get_running_loop().run_in_executor
+        async with webrtc_viewer(client_with_key, session_id) as viewer:
+            await until(lambda: any(event["type"] == "waiting" for _, event in viewer.events), 10, "a waiting event")
+            before = timezone.now() - timedelta(seconds=60)
+            await run(None, lambda: TutoringSession.objects.filter(session_id=session_id).update(last_activity_at=before))
+            gate_jobs.set()
+            await until(lambda: any(event["type"] == "session" for _, event in viewer.events), 60, "the header")
+            deadline = time.monotonic() + 10
+            while (await run(None, last_activity)) <= before:
+                assert time.monotonic() < deadline, "streaming did not mark the session active"
+                await asyncio.sleep(0.1)
     asyncio.run(scenario())
 
 

@@ -122,7 +122,7 @@ def test_staff_type_what_the_tutor_says_and_hear_and_see_it_said(page, server, f
     import cv2
     import numpy as np
 
-    from sessions_app.frames import ping_pong
+    from sessions_app.live.frames import ping_pong
 
     new_tutor(page, "Ada Lovelace", face_video[0])
     page.wait_for_function("document.getElementById('state').textContent === 'ready'", timeout=60_000)

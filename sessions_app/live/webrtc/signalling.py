@@ -19,8 +19,8 @@ from common.errors import InvalidRequest, NotFound, ServiceError
 from sessions_app import services
 from sessions_app.errors import TooManyViewers
 from sessions_app.models import SessionState
-from sessions_app.watching import viewers
-from sessions_app.webrtc.peers import start_peer
+from sessions_app.live.watcher import viewers
+from sessions_app.live.webrtc.peers import start_peer
 
 MAX_SDP_CHARS = 64 * 1024  # a browser's offer is 3-8 KB
 

@@ -1,18 +1,18 @@
 """One WebRTC viewer's media: the stage's ticks turned into aiortc video and audio frames.
 
-A PeerFeed is the stage's viewer for one peer connection (it takes Viewer.frame's calls) and
-hands two aiortc tracks their frames. Both tracks run on one timeline, counted in audio samples,
-that only moves forward: a new segment (a new stage after an avatar switch, or the still shown
-while the avatar is prepared) starts where the last one stopped, so the audio never has a hole
-and the video's timestamps stay on the audio's clock. aiortc stamps Opus packets by the samples
-it has encoded, not by the frames' pts, so an audio gap would put the two tracks out of step.
+A PeerFeed takes one peer connection's frames (the stage's ticks, or the still while the avatar
+is prepared, that its SessionWatcher passes on) and hands two aiortc tracks their frames. Both
+tracks run on one timeline, counted in audio samples, that only moves forward: a new segment (a
+new stage after an avatar switch, or the still shown while the avatar is prepared) starts where
+the last one stopped, so the audio never has a hole and the video's timestamps stay on the
+audio's clock. aiortc stamps Opus packets by the samples it has encoded, not by the frames' pts,
+so an audio gap would put the two tracks out of step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
-from typing import Callable
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -50,19 +50,15 @@ class FeedTrack(MediaStreamTrack):
 
 
 class PeerFeed:
-    """The stage's viewer for one peer connection: I420 frames and PCM into the two tracks."""
+    """One peer connection's media: I420 frames and PCM into the two tracks."""
 
-    wants_jpeg = False
-    wants_i420 = True
-
-    def __init__(self, rate: int, on_item: Callable[[tuple], None]) -> None:
+    def __init__(self, rate: int) -> None:
         self.rate = rate
         self.time_base = fractions.Fraction(1, rate)
         self.chunk = max(1, int(rate * AUDIO_FRAME_S))
         self.video = FeedTrack("video")
         self.audio = FeedTrack("audio")
         self.sends_video = self.sends_audio = False  # set from what the offer asked for
-        self.on_item = on_item  # the stage's events and stops ("event"/"gone"/"failed", ...)
         self.too_slow = False
         self.frames_sent = 0
         self.frames_dropped = 0
@@ -73,9 +69,6 @@ class PeerFeed:
     def new_segment(self) -> None:
         """What comes next continues the timeline from where it stands (a new clock starts)."""
         self._offset = None
-
-    def put(self, item) -> None:
-        self.on_item(item)
 
     def frame(self, first_sample: int, pts: int, jpeg, i420: np.ndarray | None, audio: np.ndarray) -> None:
         if self._offset is None:

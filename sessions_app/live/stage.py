@@ -7,11 +7,10 @@ while speech sounds (rendering runs in a thread pool: OpenCV's decode, remap and
 the GIL). Every viewer gets the same timestamped messages, so the work is done once per session
 however many watch; media goes out LEAD_FRAMES ahead of its time, the client's buffer.
 
-Each tick goes to every viewer as one call, Viewer.frame: the frame (JPEG for WebSocket viewers,
-I420 for WebRTC viewers: whichever its viewers want is made once) and its audio samples. A
-WebSocket viewer turns it into messages in its queue: ("media", bytes) with one byte kind (b"V"
-JPEG, b"A" PCM), eight bytes presentation time (microseconds, big-endian), the payload. Events go
-to Viewer.put: ("event", dict) JSON; ("gone", None) and ("failed", None) when the clock stopped.
+Each tick goes to every viewer as one call, Viewer.frame: the frame (JPEG, I420, or both:
+whichever its viewers want is made once) and its audio samples. Events go to Viewer.put:
+("event", dict) JSON; ("gone", None) and ("failed", None) when the clock stopped. A stage's
+viewers are the SessionWatchers of live/watcher.py, which pass the ticks on to their transport.
 
 With several server processes, a session's viewers should reach one process (route sockets by
 session id): each process's stage plays the utterances it claims, and another's viewers would not
@@ -23,17 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from common.db_threads import in_worker_thread
 from sessions_app import speaking
-from sessions_app.frames import AvatarFrames, jpeg_frame, ping_pong
+from sessions_app.live.frames import AvatarFrames, jpeg_frame, ping_pong
 from sessions_app.speech.audio import resample
 from sessions_app.speech.clock import frame_samples, pts_us
 from sessions_app.speech.mouth import openness_at, shape_at
@@ -50,8 +49,6 @@ LOOK_EVERY_S = 1.0
 # how often the database is asked for its next pieces when no message announced one.
 MORE_EVERY_S = 0.25
 SPEAKING_JPEG_QUALITY = 85
-# A viewer this many messages behind (about 4 s of media at 25 fps) is too slow to follow.
-VIEWER_BACKLOG_LIMIT = 200
 PLAYED_FRAMES = 125  # the stage's last 5 s of audio at 25 fps: what an echo of the tutor is checked against
 
 
@@ -64,10 +61,6 @@ def _in_thread(function):
 
 
 _render_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render")
-
-
-def media_message(kind: bytes, pts: int, payload: bytes) -> bytes:
-    return kind + struct.pack(">Q", pts) + payload
 
 
 @dataclass
@@ -98,32 +91,19 @@ class Playing:
         self.made += len(pieces)
 
 
-class Viewer:
-    """A WebSocket viewer: the stage's output as timestamped messages in a queue. Other viewers
-    (sessions_app/webrtc) take the same calls and say which picture they want."""
+class Viewer(Protocol):
+    """What a stage calls on each of its viewers (live/watcher.py's SessionWatcher is one)."""
 
-    wants_jpeg = True  # the frame as JPEG bytes
-    wants_i420 = False  # the frame as a YUV 4:2:0 (I420) array, as video encoders take it
+    wants_jpeg: bool  # the frame as JPEG bytes
+    wants_i420: bool  # the frame as a YUV 4:2:0 (I420) array, as video encoders take it
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.too_slow = False
-        # Set when the viewer falls VIEWER_BACKLOG_LIMIT messages behind: whoever sends to it
-        # may be stuck in a send the socket's back-pressure holds, so a watcher waits on this.
-        self.behind = asyncio.Event()
-
-    def put(self, item) -> None:
-        if self.queue.qsize() >= VIEWER_BACKLOG_LIMIT:
-            self.too_slow = True
-            self.behind.set()
-            return
-        self.queue.put_nowait(item)
-
-    def frame(self, first_sample: int, pts: int, jpeg: bytes | None, i420: np.ndarray | None, audio: np.ndarray) -> None:
+    def frame(self, first_sample: int, pts: int, jpeg: bytes | None, i420: np.ndarray | None,
+              audio: np.ndarray) -> None:
         """One tick of the clock: the video frame at `pts` (µs) and the audio samples it covers,
         the first of them sample `first_sample` of the stage's clock."""
-        self.put(("media", media_message(b"V", pts, jpeg)))
-        self.put(("media", media_message(b"A", pts, audio.astype("<i2").tobytes())))
+
+    def put(self, item: tuple) -> None:
+        """("event", dict), or ("gone", None) / ("failed", None) when the clock stopped."""
 
 
 class Stage:
@@ -142,12 +122,12 @@ class Stage:
         self.pts = 0  # the time of the frame last made (µs)
         self.played: deque[np.ndarray] = deque(maxlen=PLAYED_FRAMES)  # the last frames' audio
         self.sounded = 0  # frames since the last one with sound (the tutor's voice may still echo)
-        self.listener = None  # the student's audio, once some arrives (sessions_app/listening.py)
+        self.listener = None  # the student's audio, once some arrives (sessions_app/live/listening.py)
         # Takes no new utterance: its stage worker is stopping and hands the session over once
         # what plays has ended (the next worker plays the queue).
         self.holding = False
 
-    # --- from consumers ------------------------------------------------------------------------
+    # --- from the watchers of its viewers ----------------------------------------------------------
     def add(self, viewer: Viewer) -> None:
         self.viewers.append(viewer)
         if self.task is None:
@@ -171,7 +151,7 @@ class Stage:
     def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
         """The student's microphone: a chunk of mono int16 audio at `rate` from a viewer."""
         if self.listener is None:
-            from sessions_app.listening import Listener
+            from sessions_app.live.listening import Listener
 
             self.listener = Listener(self)
         self.listener.hear(sender_pts_us, samples, rate)
