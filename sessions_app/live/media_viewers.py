@@ -116,12 +116,17 @@ def answer_viewer(session_id, viewer_id, sdp, kind) -> dict:
     if len(sdp) > MAX_SDP_CHARS:
         raise InvalidRequest(f"The SDP is longer than {MAX_SDP_CHARS} characters.", {"reason": "sdp_too_long"})
     viewer = _viewer(session_id, viewer_id)
-    if not MediaViewer.objects.filter(pk=viewer.pk, answered_at__isnull=True).update(answered_at=timezone.now()):
-        raise ViewerAnswered(f"Viewer '{viewer.pk}' has answered already; ask for a new offer to connect again.")
+    if viewer.answered_at is not None:
+        raise _answered(viewer)
+    # Marked answered only once Janus has started it: the stage worker then begins to long-poll the
+    # viewer's Janus session, and a poll of its own before that would take the event `start` waits
+    # for. Two answers at once: Janus refuses the second start, which is then told so.
     client = janus_client()
     try:
         client.start(viewer.janus_session, viewer.janus_handle, sdp)
     except JanusError as exc:
+        if MediaViewer.objects.filter(pk=viewer.pk, answered_at__isnull=False).exists():
+            raise _answered(viewer) from None
         remove_viewer(viewer)
         raise InvalidRequest(f"The media server refused the answer: {exc}", {"reason": "not_negotiable"}) from None
     except JanusUnavailable as exc:
@@ -129,7 +134,12 @@ def answer_viewer(session_id, viewer_id, sdp, kind) -> dict:
         raise MediaServerUnavailable(f"The media server cannot be reached: {exc}") from None
     finally:
         client.close()
+    MediaViewer.objects.filter(pk=viewer.pk, answered_at__isnull=True).update(answered_at=timezone.now())
     return {"viewer_id": str(viewer.pk), "state": "answered"}
+
+
+def _answered(viewer: MediaViewer) -> ViewerAnswered:
+    return ViewerAnswered(f"Viewer '{viewer.pk}' has answered already; ask for a new offer to connect again.")
 
 
 def leave(session_id, viewer_id) -> None:

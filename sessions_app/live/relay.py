@@ -48,27 +48,36 @@ def stage_group(session_id: str) -> str:
 # --- in the stage worker --------------------------------------------------------------------------
 
 class StreamRelay:
-    """The stage's viewer that carries it to web processes' stream viewers."""
+    """The stage's viewer that carries it to web processes' stream viewers: its events, and its
+    media while some process has a viewer that wants them (not only events: `?media=none`)."""
 
-    wants_jpeg = True
     wants_i420 = False
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.group = media_group(session_id)
         self.watched_until = 0.0
+        self.media_until = 0.0
         self._outbox: asyncio.Queue = asyncio.Queue()
         self._sender = asyncio.create_task(self._send())
         self.dropped = 0
 
-    def watched(self) -> None:
+    def watched(self, media: bool = True) -> None:
         self.watched_until = time.monotonic() + WATCH_TIMEOUT_S
+        if media:
+            self.media_until = self.watched_until
+
+    @property
+    def wants_jpeg(self) -> bool:
+        return time.monotonic() < self.media_until
 
     @property
     def wanted(self) -> bool:
         return time.monotonic() < self.watched_until
 
     def frame(self, first_sample: int, pts: int, jpeg: bytes | None, i420, audio: np.ndarray) -> None:
+        if not jpeg or not self.wants_jpeg:
+            return  # nobody wants the media (it was asked for events only)
         if self._outbox.qsize() >= RELAY_BACKLOG:
             self._outbox.get_nowait()
             self.dropped += 1
@@ -114,6 +123,8 @@ class RemoteStage:
         self.task: asyncio.Task | None = None
         self.pts = 0
         self.started = asyncio.Event()  # subscribed, and the header's renderer read (or given up on)
+        self._heard: asyncio.Queue | None = None  # the student's audio waiting to go to the worker
+        self._hearing: asyncio.Task | None = None
         self._layer = get_channel_layer()
 
     async def start(self) -> None:
@@ -140,6 +151,8 @@ class RemoteStage:
         if not self.viewers and self.task is not None:
             self.task.cancel()
             self.task = None
+            if self._hearing is not None:
+                self._hearing.cancel()
             asyncio.get_running_loop().create_task(self._unsubscribe())
         return not self.viewers
 
@@ -168,8 +181,8 @@ class RemoteStage:
 
     async def _ask(self, group: str) -> None:
         while True:
-            if any(viewer.wants_jpeg for viewer in self.viewers):  # not for events-only sockets
-                await self._layer.group_send(group, {"type": "stage.watch"})
+            media = any(viewer.wants_jpeg for viewer in self.viewers)  # not for events-only sockets
+            await self._layer.group_send(group, {"type": "stage.watch", "media": media})
             await asyncio.sleep(WATCH_EVERY_S)
 
     # --- what the watcher and consumers call on a stage ------------------------------------------
@@ -180,10 +193,22 @@ class RemoteStage:
         pass
 
     def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
-        """The student's microphone, to the worker's stage."""
-        message = {"type": "stage.hear", "pts": int(sender_pts_us), "rate": int(rate),
-                   "pcm": samples.astype("<i2").tobytes()}
-        asyncio.get_running_loop().create_task(self._layer.group_send(stage_group(self.session_id), message))
+        """The student's microphone, to the worker's stage, in order (one sender: concurrent sends
+        could overtake each other)."""
+        if self._heard is None:
+            self._heard = asyncio.Queue()
+            self._hearing = asyncio.get_running_loop().create_task(self._pass_on_heard())
+        self._heard.put_nowait({"type": "stage.hear", "pts": int(sender_pts_us), "rate": int(rate),
+                                "pcm": samples.astype("<i2").tobytes()})
+
+    async def _pass_on_heard(self) -> None:
+        group = stage_group(self.session_id)
+        while True:
+            message = await self._heard.get()
+            try:
+                await self._layer.group_send(group, message)
+            except Exception:  # noqa: BLE001 - a broken layer loses this chunk, not the stream
+                logger.exception("session %s: the student's audio could not be passed on", self.session_id)
 
 
 class RemoteStages:

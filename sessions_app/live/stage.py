@@ -126,6 +126,7 @@ class Stage:
         # Takes no new utterance: its stage worker is stopping and hands the session over once
         # what plays has ended (the next worker plays the queue).
         self.holding = False
+        self.finishing = False  # an utterance played to its end is being marked done
 
     # --- from the watchers of its viewers ----------------------------------------------------------
     def add(self, viewer: Viewer) -> None:
@@ -236,7 +237,11 @@ class Stage:
                     self._send(("event", {"type": "utterance.ended", "utterance_id": done.utterance_id,
                                           "pts_us": pts_us(first + played, self.rate),
                                           "reason": "done"}))
-                    await _in_thread(speaking.finish)(done.pk, "done")
+                    self.finishing = True  # until the database says so (a stage worker's hand-over waits for it)
+                    try:
+                        await _in_thread(speaking.finish)(done.pk, "done")
+                    finally:
+                        self.finishing = False
                     next_look = loop.time()  # the next one may wait already
                 index += 1
                 delay = start + (index - LEAD_FRAMES) / fps - loop.time()

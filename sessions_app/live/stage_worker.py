@@ -129,7 +129,7 @@ class SessionOnWorker:
         if kind == "stage.watch":  # a web process has stream viewers of this session
             if self.relay is None:
                 self.relay = StreamRelay(self.session_id)
-            self.relay.watched()
+            self.relay.watched(bool(message.get("media", True)))
             self._attach_relay()
         elif kind == "stage.hear" and self.watcher is not None:
             self.watcher.hear(*hear_message(message))
@@ -330,4 +330,4 @@ class StageWorkerRuntime:
 
 def _speaking(held: SessionOnWorker) -> bool:
     stage = getattr(held, "stage", None)
-    return stage is not None and stage.playing is not None
+    return stage is not None and (stage.playing is not None or stage.finishing)

@@ -21,6 +21,10 @@ import time
 
 import pytest
 
+import numpy as np
+
+from sessions_app.tests.test_listening import BECKETT, CHUNK, RATE, recording, words
+from sessions_app.tests.test_listening import message as audio_message
 from testsupport.cluster import LocalCluster, wait_for
 from testsupport.webrtc_viewer import WebRTCViewer, call_json
 
@@ -188,6 +192,28 @@ async def _the_session(api_key: str, tutor_id: int) -> None:
             if isinstance(message, bytes):
                 kinds.add(message[:1])
         assert kinds == {b"V", b"A"}
+
+    # The student speaks, over a socket that carries events and the microphone only (a page whose
+    # media come through Janus): the worker's stage hears it, the transcript has it, and the turn's
+    # events reach the socket (relayed) and the WebRTC viewer (the data channel).
+    speech = np.concatenate([np.zeros(RATE // 2, np.int16), recording(), np.zeros(2 * RATE, np.int16)])
+    async with websockets.connect(f"{A.replace('http', 'ws')}/ws/sessions/{sid}/?media=none&api_key={api_key}",
+                                  max_size=None) as socket:
+        for index in range(len(speech) // CHUNK):
+            await socket.send(audio_message(index * 40_000, speech[index * CHUNK:(index + 1) * CHUNK]))
+            await asyncio.sleep(0.04)  # as a microphone sends it
+        heard = []  # the transcript events on the socket (the reader pauses: maybe several turns)
+        deadline = time.monotonic() + 60
+        while words(" ".join(event["text"] for event in heard)) != BECKETT and time.monotonic() < deadline:
+            got = await asyncio.wait_for(socket.recv(), 60)
+            assert isinstance(got, str), "no media on an events-only socket"
+            if json.loads(got)["type"] == "transcript":
+                heard.append(json.loads(got))
+    assert words(" ".join(event["text"] for event in heard)) == BECKETT
+    await _until(lambda: len([e for _, e in second.events if e.get("type") == "transcript"]) == len(heard), 10,
+                 "the transcript events on the data channel")
+    status, transcript = await call("GET", f"{A}/v1/sessions/{sid}/transcript")
+    assert words(" ".join(e["text"] for e in transcript["entries"] if e["speaker"] == "student")) == BECKETT
 
     # SIGTERM: the worker holding it lets the utterance finish, then hands the session over.
     holder = session_of(sid, api_key)["stage"]["worker"]
