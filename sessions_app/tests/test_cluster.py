@@ -248,3 +248,48 @@ async def _until(predicate, timeout: float, what: str) -> None:
             raise AssertionError(f"{what}: not within {timeout} s")
         await asyncio.sleep(0.1)
 
+
+
+def test_a_viewer_that_only_relays_watches_through_turn_and_janus(running_cluster, api_key, tutor, tmp_path):
+    """TURN still works with the media server: a viewer that may only use relayed candidates (as
+    behind a strict NAT) gets the session's media from Janus through coturn."""
+    import shutil
+    import subprocess
+
+    from aiortc import RTCIceServer
+
+    from testsupport.live_server import free_port
+
+    if shutil.which("turnserver") is None:
+        pytest.skip("coturn is not installed (scripts/test.sh installs Debian's coturn; it could not here)")
+    port = free_port()
+    relay_address = running_cluster.env["JANUS_HOST_ADDR"]  # this side of Janus's veth: Janus reaches it
+    process = subprocess.Popen(
+        ["turnserver", "-n", "--listening-ip=127.0.0.1", f"--relay-ip={relay_address}", f"--listening-port={port}",
+         "--lt-cred-mech", "--user=tutor:turn-secret", "--realm=tutors.test", "--no-tls", "--no-dtls", "--no-cli",
+         "--allow-loopback-peers", "--min-port=49300", "--max-port=49400", f"--pidfile={tmp_path / 'turn.pid'}",
+         f"--log-file={tmp_path / 'turn.log'}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        assert process.poll() is None, "turnserver did not start"
+        turn = RTCIceServer(urls=f"turn:127.0.0.1:{port}", username="tutor", credential="turn-secret")
+
+        async def scenario():
+            status, created = call_json("POST", f"{A}/v1/sessions", {"tutor_id": tutor, "student_id": 2}, api_key)
+            assert status == 201, created
+            viewer = WebRTCViewer(B, created["session_id"], api_key, keep_pictures=False, ice_servers=[turn],
+                                  relay_only=True)
+            try:
+                await viewer.watch_through_media_server(reconnect_after_s=None)
+                assert " typ host " not in viewer.pc.localDescription.sdp  # relayed candidates alone
+                assert " typ relay " in viewer.pc.localDescription.sdp
+                await viewer.wait_for_video(25)
+                await _until(lambda: len(viewer.audio) >= 25, 10, "audio through the relay")
+            finally:
+                await viewer.close()
+                call_json("POST", f"{A}/v1/sessions/{created['session_id']}/end", {}, api_key)
+
+        asyncio.run(scenario())
+    finally:
+        process.terminate()
+        process.wait(10)
