@@ -74,9 +74,10 @@ class LocalCluster:
     def stop(self) -> None:
         self.script("cluster_stop", timeout=120)
 
-    def manage(self, *args: str) -> str:
-        """`manage.py` with the cluster's settings; its output."""
-        env = dict(os.environ)
+    def manage(self, *args: str, env: dict | None = None) -> str:
+        """`manage.py` with the cluster's settings (and `env`'s variables, such as
+        DJANGO_SUPERUSER_PASSWORD for createsuperuser --noinput); its output."""
+        env = {**os.environ, **(env or {})}
         for line in (self.run_dir / "cluster.env").read_text().splitlines():
             name, _, value = line.partition("=")
             env[name] = value
