@@ -38,7 +38,7 @@ class UtteranceClosed(ServiceError):
     code = "utterance_closed"
 
 
-# What live viewing refuses (sessions_app/live/, sessions_app/webrtc/).
+# What live viewing refuses (sessions_app/live/).
 
 
 class WrongSignalling(ServiceError):
@@ -72,3 +72,38 @@ class TooManyViewers(ServiceError):
 
     code = "too_many_viewers"
     retry_after_s = 5
+
+
+class AnswerTimeout(ServiceError):
+    """A WebRTC offer took longer than SESSION_WEBRTC_ANSWER_TIMEOUT_S to answer."""
+
+    code = "webrtc_timeout"
+
+
+# What the live code raises inside itself (not refusals: each is caught where it is handled).
+
+
+class KeyRevoked(Exception):
+    """The API key the viewer was let in with has been revoked since."""
+
+
+class ViewerLeft(Exception):
+    """A send found the viewer's connection gone: a normal leave, not a failure."""
+
+
+class NameTaken(Exception):
+    """Another live stage worker runs under this name."""
+
+
+class JanusError(Exception):
+    """Janus, or its plugin, refused a request."""
+
+    def __init__(self, code: int | None, reason: str, request: str = ""):
+        self.code = code
+        self.reason = reason
+        self.request = request
+        super().__init__(f"Janus refused {request or 'a request'}: {reason} (code {code})")
+
+
+class JanusUnavailable(Exception):
+    """Janus could not be reached, or answered something that is not its API."""

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from sessions_app.errors import JanusError, JanusUnavailable
+
 STREAMING = "janus.plugin.streaming"
 
 # Janus core error codes (janus/apierror.h) and Streaming plugin codes this client acts on.
@@ -36,20 +38,6 @@ _JANUS_LONG_POLL_S = 30.0
 # expects on its RTP inputs and what it puts in the offer.
 VIDEO_PT = 96  # VP8, 90 kHz clock
 AUDIO_PT = 111  # Opus, 48 kHz, 2 channels in SDP (RFC 7587) even for mono
-
-
-class JanusError(Exception):
-    """Janus, or its plugin, refused a request."""
-
-    def __init__(self, code: int | None, reason: str, request: str = ""):
-        self.code = code
-        self.reason = reason
-        self.request = request
-        super().__init__(f"Janus refused {request or 'a request'}: {reason} (code {code})")
-
-
-class JanusUnavailable(Exception):
-    """Janus could not be reached, or answered something that is not its API."""
 
 
 def _transaction() -> str:

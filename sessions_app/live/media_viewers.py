@@ -20,9 +20,17 @@ from django.utils import timezone
 
 from common.errors import InvalidRequest, NotFound
 from sessions_app import services
-from sessions_app.errors import MediaServerUnavailable, StageStarting, TooManyViewers, ViewerAnswered, WrongSignalling
+from sessions_app.errors import (
+    JanusError,
+    JanusUnavailable,
+    MediaServerUnavailable,
+    StageStarting,
+    TooManyViewers,
+    ViewerAnswered,
+    WrongSignalling,
+)
 from sessions_app.live import placement
-from sessions_app.live.janus import JanusClient, JanusError, JanusUnavailable
+from sessions_app.live.janus import JanusClient
 from sessions_app.models import MediaViewer, SessionState, TutoringSession
 
 logger = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from sessions_app.errors import NameTaken
 from sessions_app.models import SessionState, StagePlacement, StageWorker, TutoringSession
 
 
@@ -33,10 +34,6 @@ def scaled_out() -> bool:
 def dead_before():
     """Heartbeats older than this are dead workers'."""
     return timezone.now() - timedelta(seconds=settings.STAGE_WORKER_DEAD_AFTER_S)
-
-
-class NameTaken(Exception):
-    """Another live worker runs under this name."""
 
 
 def register(name: str, max_sessions: int) -> StageWorker:

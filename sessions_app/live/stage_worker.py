@@ -33,8 +33,9 @@ from django.conf import settings
 
 from common.db_threads import in_worker_thread
 from sessions_app import services, speaking
+from sessions_app.errors import JanusError, JanusUnavailable
 from sessions_app.live import media_viewers, placement
-from sessions_app.live.janus import JanusClient, JanusError, JanusUnavailable
+from sessions_app.live.janus import JanusClient
 from sessions_app.live.publisher import JanusPublisher
 from sessions_app.live.relay import StreamRelay, hear_message
 from sessions_app.live.watcher import ENDED, SessionWatcher

@@ -64,6 +64,7 @@ from avatars import storage
 from avatars.models import ACTIVE_STATES, Avatar, AvatarState
 from common.db_threads import in_worker_thread
 from sessions_app import services
+from sessions_app.errors import KeyRevoked
 from sessions_app.live.frames import AvatarFrames, avatar_material, frames_version
 from sessions_app.live import placement
 from sessions_app.live.relay import RemoteStage, remote_stages, stage_group
@@ -144,10 +145,6 @@ def canonical_id(session_id: str) -> str:
         return str(uuid.UUID(session_id))
     except ValueError:
         return session_id  # not a session: refused as unknown
-
-
-class KeyRevoked(Exception):
-    """The API key the viewer was let in with has been revoked since."""
 
 
 @dataclass(frozen=True)

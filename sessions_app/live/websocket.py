@@ -15,6 +15,7 @@ from django.conf import settings
 
 from common.channels import remember_server_loop
 from common.socket_auth import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, refuse, still_allowed
+from sessions_app.errors import ViewerLeft
 from sessions_app.live.watcher import (
     ENDED,
     FAILED,
@@ -42,10 +43,6 @@ def media_message(kind: bytes, pts: int, payload: bytes) -> bytes:
     """One binary message: the kind (b"V" JPEG, b"A" PCM), the presentation time (µs, 8 bytes
     big-endian), the payload."""
     return kind + struct.pack(">Q", pts) + payload
-
-
-class ViewerLeft(Exception):
-    """A send found the viewer's connection gone: a normal leave, not a failure."""
 
 
 class SocketViewer(LiveViewer):

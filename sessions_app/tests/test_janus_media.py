@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sessions_app.live.janus import JanusClient, JanusError
+from sessions_app.errors import JanusError
+from sessions_app.live.janus import JanusClient
 from sessions_app.live.rtp import RtpPublisher
 
 pytestmark = pytest.mark.slow
@@ -260,7 +261,7 @@ def test_refusals_carry_janus_code_and_reason(janus, client):
 
 
 def test_unreachable_janus_is_reported_as_unavailable():
-    from sessions_app.live.janus import JanusUnavailable
+    from sessions_app.errors import JanusUnavailable
 
     with pytest.raises(JanusUnavailable):
         JanusClient("http://127.0.0.1:9/janus", "key", timeout=2).create_mountpoint(1, "x")

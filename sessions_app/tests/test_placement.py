@@ -11,6 +11,7 @@ from django.db import connections
 from django.utils import timezone
 
 from sessions_app import speaking
+from sessions_app.errors import NameTaken
 from sessions_app.live import placement
 from sessions_app.models import (
     SessionState,
@@ -63,7 +64,7 @@ def test_a_dead_workers_sessions_move_to_a_live_one(sessions):
 
 def test_a_live_name_is_refused(sessions):
     placement.register("w1", 0)
-    with pytest.raises(placement.NameTaken):
+    with pytest.raises(NameTaken):
         placement.register("w1", 0)
 
 

@@ -15,18 +15,14 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.sdp import SessionDescription
 from django.conf import settings
 
-from common.errors import InvalidRequest, NotFound, ServiceError
+from common.errors import InvalidRequest, NotFound
 from sessions_app import services
-from sessions_app.errors import TooManyViewers
+from sessions_app.errors import AnswerTimeout, TooManyViewers
 from sessions_app.models import SessionState
 from sessions_app.live.watcher import viewers
 from sessions_app.live.webrtc.peers import start_peer
 
 MAX_SDP_CHARS = 64 * 1024  # a browser's offer is 3-8 KB
-
-
-class AnswerTimeout(ServiceError):
-    code = "webrtc_timeout"
 
 
 def _refused(reason: str, message: str) -> InvalidRequest:

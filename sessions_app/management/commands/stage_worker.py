@@ -17,6 +17,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from sessions_app.errors import NameTaken
 from sessions_app.live import placement
 from sessions_app.live.stage_worker import StageWorkerRuntime
 
@@ -39,6 +40,6 @@ class Command(BaseCommand):
             sys.exit(2)
         try:
             asyncio.run(StageWorkerRuntime(name, max_sessions).run())
-        except placement.NameTaken as exc:
+        except NameTaken as exc:
             self.stderr.write(str(exc))
             sys.exit(1)
