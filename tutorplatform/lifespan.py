@@ -25,9 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 async def close_all_peers() -> None:
+    from sessions_app.live.webrtc.microphone import close_all as close_all_microphones
     from sessions_app.live.webrtc.peers import close_all
 
     await close_all()
+    await close_all_microphones()
 
 
 def start_background_work() -> None:

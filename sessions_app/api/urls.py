@@ -12,6 +12,7 @@ urlpatterns = [
     path("sessions/<str:session_id>/transcript", views.SessionTranscriptView.as_view(), name="session-transcript"),
     path("sessions/<str:session_id>/interrupt", views.SessionInterruptView.as_view(), name="session-interrupt"),
     path("sessions/<str:session_id>/webrtc", views.SessionWebRTCView.as_view(), name="session-webrtc"),
+    path("sessions/<str:session_id>/microphone", views.SessionMicrophoneView.as_view(), name="session-microphone"),
     path("sessions/<str:session_id>/viewers", views.SessionViewersView.as_view(), name="session-viewers"),
     path("sessions/<str:session_id>/viewers/<str:viewer_id>", views.SessionViewerView.as_view(), name="session-viewer"),
     path("sessions/<str:session_id>/viewers/<str:viewer_id>/answer", views.SessionViewerAnswerView.as_view(),

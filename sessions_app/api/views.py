@@ -16,7 +16,7 @@ from common.socket_auth import key_is_active
 from sessions_app import services, speaking, transcripts
 from sessions_app.errors import UnsupportedAudio
 from sessions_app.live import media_viewers
-from sessions_app.live.webrtc.signalling import answer_offer
+from sessions_app.live.webrtc.signalling import answer_microphone, answer_offer
 from sessions_app.api.serializers import (
     AppendSerializer,
     CreateSessionSerializer,
@@ -155,3 +155,18 @@ class SessionViewerView(APIView):
         media_viewers.refuse_unless_scaled_out(session_id)
         media_viewers.leave(session_id, viewer_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionMicrophoneView(APIView):
+    """The student's microphone on an audio-only WebRTC connection, when the session's media come
+    from the media server (its streams carry nothing back)."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=WebRTCOfferSerializer,
+                   responses={200: WebRTCAnswerSerializer, **errors(400, 401, 404, 409, 429, 504)})
+    def post(self, request, session_id: str):
+        asked = validated(WebRTCOfferSerializer, request.data)
+        key = key_from_headers(request)
+        allowed = (lambda: key_is_active(key)) if key else (lambda: True)  # a revoked key ends the microphone
+        return Response(answer_microphone(session_id, asked["sdp"], asked["type"], allowed))

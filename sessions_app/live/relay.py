@@ -104,6 +104,34 @@ class StreamRelay:
 
 # --- in a web process ----------------------------------------------------------------------------
 
+class HeardRelay:
+    """The student's microphone, from this web process to the session's stage on its worker
+    (`stage.hear` messages to the stage group), in order: one sender, as concurrent sends could
+    overtake each other (seen: the recogniser heard a scrambled turn)."""
+
+    def __init__(self, session_id: str) -> None:
+        self.group = stage_group(session_id)
+        self.session_id = session_id
+        self._layer = get_channel_layer()
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._sender = asyncio.get_running_loop().create_task(self._send())
+
+    def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
+        self._queue.put_nowait({"type": "stage.hear", "pts": int(sender_pts_us), "rate": int(rate),
+                                "pcm": samples.astype("<i2").tobytes()})
+
+    async def _send(self) -> None:
+        while True:
+            message = await self._queue.get()
+            try:
+                await self._layer.group_send(self.group, message)
+            except Exception:  # noqa: BLE001 - a broken layer loses this chunk, not the stream
+                logger.exception("session %s: the student's audio could not be passed on", self.session_id)
+
+    def close(self) -> None:
+        self._sender.cancel()
+
+
 class _Described:
     """Stands for the renderer in the stream header: what the worker's stage said it draws with."""
 
@@ -123,8 +151,7 @@ class RemoteStage:
         self.task: asyncio.Task | None = None
         self.pts = 0
         self.started = asyncio.Event()  # subscribed, and the header's renderer read (or given up on)
-        self._heard: asyncio.Queue | None = None  # the student's audio waiting to go to the worker
-        self._hearing: asyncio.Task | None = None
+        self._heard: HeardRelay | None = None  # the student's audio, to the worker
         self._layer = get_channel_layer()
 
     async def start(self) -> None:
@@ -151,8 +178,8 @@ class RemoteStage:
         if not self.viewers and self.task is not None:
             self.task.cancel()
             self.task = None
-            if self._hearing is not None:
-                self._hearing.cancel()
+            if self._heard is not None:
+                self._heard.close()
             asyncio.get_running_loop().create_task(self._unsubscribe())
         return not self.viewers
 
@@ -193,22 +220,10 @@ class RemoteStage:
         pass
 
     def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
-        """The student's microphone, to the worker's stage, in order (one sender: concurrent sends
-        could overtake each other)."""
+        """The student's microphone, to the worker's stage."""
         if self._heard is None:
-            self._heard = asyncio.Queue()
-            self._hearing = asyncio.get_running_loop().create_task(self._pass_on_heard())
-        self._heard.put_nowait({"type": "stage.hear", "pts": int(sender_pts_us), "rate": int(rate),
-                                "pcm": samples.astype("<i2").tobytes()})
-
-    async def _pass_on_heard(self) -> None:
-        group = stage_group(self.session_id)
-        while True:
-            message = await self._heard.get()
-            try:
-                await self._layer.group_send(group, message)
-            except Exception:  # noqa: BLE001 - a broken layer loses this chunk, not the stream
-                logger.exception("session %s: the student's audio could not be passed on", self.session_id)
+            self._heard = HeardRelay(self.session_id)
+        self._heard.hear(sender_pts_us, samples, rate)
 
 
 class RemoteStages:

@@ -215,6 +215,30 @@ async def _the_session(api_key: str, tutor_id: int) -> None:
     status, transcript = await call("GET", f"{A}/v1/sessions/{sid}/transcript")
     assert words(" ".join(e["text"] for e in transcript["entries"] if e["speaker"] == "student")) == BECKETT
 
+    # The same over WebRTC: the microphone on an audio-only connection to a web process (Janus's
+    # streams carry nothing back), passed on to the worker's stage.
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    from testsupport.webrtc_viewer import RecordingTrack
+
+    mic_speech = np.concatenate([np.zeros(48000, np.int16), recording("beckett.wav", 48000)[:int(3.4 * 48000)],
+                                 np.zeros(96000, np.int16)])
+    microphone = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    microphone.addTransceiver(RecordingTrack(mic_speech), direction="sendonly")
+    await microphone.setLocalDescription(await microphone.createOffer())
+    mic_started = time.monotonic()
+    status, answer = await call("POST", f"{B}/v1/sessions/{sid}/microphone",
+                                {"type": "offer", "sdp": microphone.localDescription.sdp})
+    assert status == 200, answer
+    assert "a=recvonly" in answer["sdp"] and answer["codecs"] == {"audio": "opus"}
+    await microphone.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+
+    def said_since() -> str:
+        return words(" ".join(e["text"] for at, e in second.events if at > mic_started and e.get("type") == "transcript"))
+
+    await _until(lambda: said_since() == "ever tried ever failed", 40, "the microphone's words in the transcript")
+    await microphone.close()
+
     # SIGTERM: the worker holding it lets the utterance finish, then hands the session over.
     holder = session_of(sid, api_key)["stage"]["worker"]
     restarted = CLUSTER.start_worker(first_worker)

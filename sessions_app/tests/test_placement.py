@@ -153,6 +153,37 @@ def test_the_server_offering_form_is_refused_on_a_server_in_one_process(client_w
     assert resource["stage"] is None
 
 
+def offer_sdp(audio: str) -> str:
+    """An aiortc offer with one audio section in `audio` direction (no connection follows)."""
+    import asyncio
+
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    async def make() -> str:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("audio", direction=audio)
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+    return asyncio.run(make())
+
+
+def test_a_microphone_connection_is_for_a_media_server_and_must_send_audio(client_with_key, sessions, settings):
+    sid = sessions[0].session_id
+    url = f"/v1/sessions/{sid}/microphone"
+    sending = offer_sdp(audio="sendonly")
+    body = assert_error(client_with_key.post(url, {"type": "offer", "sdp": sending}, format="json"), 409,
+                        "wrong_signalling")
+    assert body["details"]["signalling"] == "viewer_offers"
+    settings.SESSION_MEDIA_SERVER = "janus"
+    body = assert_error(client_with_key.post(url, {"type": "offer", "sdp": offer_sdp(audio="recvonly")}, format="json"),
+                        400, "invalid_request")
+    assert body["details"] == {"reason": "not_sending"}
+    TutoringSession.objects.filter(pk=sid).update(state=SessionState.ENDED)
+    assert_error(client_with_key.post(url, {"type": "offer", "sdp": sending}, format="json"), 404, "not_found")
+
+
 def test_with_a_media_server_the_viewer_asks_for_an_offer(client_with_key, sessions, settings):
     settings.SESSION_MEDIA_SERVER = "janus"
     sid = sessions[0].session_id

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from common.errors import InvalidRequest, NotFound
 from sessions_app import services
-from sessions_app.errors import AnswerTimeout, TooManyViewers
+from sessions_app.errors import AnswerTimeout, TooManyViewers, WrongSignalling
 from sessions_app.models import SessionState
 from sessions_app.live.watcher import viewers
 from sessions_app.live.webrtc.peers import start_peer
@@ -29,8 +29,9 @@ def _refused(reason: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"The offer cannot be answered: {message}", {"reason": reason})
 
 
-def parse_offer(sdp, kind) -> RTCSessionDescription:
-    """The offer, checked; InvalidRequest (400) saying what is wrong with it otherwise."""
+def parse_offer(sdp, kind, sends_audio: bool = False) -> RTCSessionDescription:
+    """The offer, checked; InvalidRequest (400) saying what is wrong with it otherwise. A viewer's
+    offer must receive video or audio; a microphone's (`sends_audio`) must send audio."""
     if kind != "offer":
         raise _refused("not_an_offer", f"\"type\" must be \"offer\" (got {kind!r}).")
     if not isinstance(sdp, str) or not sdp.strip():
@@ -44,7 +45,10 @@ def parse_offer(sdp, kind) -> RTCSessionDescription:
     media = [m for m in parsed.media if m.kind in ("audio", "video")]
     if not media:
         raise _refused("no_media", "the SDP has no audio or video section.")
-    if not any(m.direction in (None, "sendrecv", "recvonly") for m in media):
+    if sends_audio:
+        if not any(m.kind == "audio" and m.direction in (None, "sendrecv", "sendonly") for m in media):
+            raise _refused("not_sending", "the offer sends no audio (an audio section, sendonly or sendrecv).")
+    elif not any(m.direction in (None, "sendrecv", "recvonly") for m in media):
         raise _refused("not_receiving", "the offer receives neither video nor audio (recvonly or sendrecv).")
     for m in media:
         if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
@@ -66,6 +70,33 @@ def answer_offer(session_id: str, sdp, kind, allowed: Callable[[], bool]) -> dic
                              {"limit": settings.SESSION_MAX_VIEWERS})
     try:
         answer = start_peer(str(session.session_id), offer, allowed)
+    except TimeoutError:
+        raise AnswerTimeout("The answer took too long (gathering ICE candidates: are the STUN/TURN servers reachable?).",
+                            {"timeout_s": settings.SESSION_WEBRTC_ANSWER_TIMEOUT_S}) from None
+    except (ValueError, AssertionError, InvalidAccessError, InvalidStateError, OperationError) as exc:
+        raise _refused("not_negotiable", str(exc) or "no codec or transport both sides support.") from None
+    return {"type": answer.type, "sdp": answer.sdp, "codecs": chosen_codecs(answer.sdp)}
+
+
+def answer_microphone(session_id: str, sdp, kind, allowed: Callable[[], bool]) -> dict:
+    """Answer the offer of a viewer's microphone, when the session's media come from the media
+    server (live/webrtc/microphone.py): {"type": "answer", "sdp", "codecs"}."""
+    from sessions_app.live import placement
+    from sessions_app.live.webrtc.microphone import start_microphone
+
+    offer = parse_offer(sdp, kind, sends_audio=True)
+    if not placement.scaled_out():
+        raise WrongSignalling("This server hears the microphone on the viewer's own connection: offer it as a "
+                              f"sendrecv audio section to /v1/sessions/{session_id}/webrtc.",
+                              {"signalling": "viewer_offers", "offer_to": f"/v1/sessions/{session_id}/webrtc"})
+    session = services.session_or_none(session_id)
+    if session is None or session.state != SessionState.ACTIVE:
+        raise NotFound(f"Session '{session_id}' does not exist or has ended.")
+    if not viewers.join(str(session.session_id)):
+        raise TooManyViewers(f"Session '{session_id}' has {settings.SESSION_MAX_VIEWERS} viewers already.",
+                             {"limit": settings.SESSION_MAX_VIEWERS})
+    try:
+        answer = start_microphone(str(session.session_id), offer, allowed)
     except TimeoutError:
         raise AnswerTimeout("The answer took too long (gathering ICE candidates: are the STUN/TURN servers reachable?).",
                             {"timeout_s": settings.SESSION_WEBRTC_ANSWER_TIMEOUT_S}) from None
