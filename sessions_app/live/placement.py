@@ -149,6 +149,20 @@ def remove(worker_pk: int, session_id: str) -> None:
     StagePlacement.objects.filter(pk=session_id, worker_id=worker_pk).delete()
 
 
+def take_ended_orphans(worker_pk: int) -> list[int]:
+    """Placements of ended sessions that no live worker holds (their worker died before it could
+    tidy up): removed here, one conditional delete each; their mountpoint ids, for the caller to
+    remove from Janus."""
+    taken = []
+    for session_id, mountpoint_id, old_worker in StagePlacement.objects.filter(
+            session__state=SessionState.ENDED).filter(
+            Q(worker__isnull=True) | Q(worker__heartbeat_at__lt=dead_before())).values_list(
+            "session_id", "mountpoint_id", "worker_id")[:100]:
+        if StagePlacement.objects.filter(pk=session_id, worker_id=old_worker).delete()[0]:
+            taken.append(mountpoint_id)
+    return taken
+
+
 def placement_of(session_id) -> StagePlacement | None:
     return StagePlacement.objects.filter(pk=session_id).select_related("worker").first()
 

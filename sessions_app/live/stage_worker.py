@@ -277,6 +277,7 @@ class StageWorkerRuntime:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + IDLE_SWEEP_S
                     await in_worker_thread(services.end_idle_sessions)()
+                    await self._tidy_orphans()
                 try:
                     async with asyncio.timeout(settings.STAGE_WORKER_HEARTBEAT_S):
                         await self.stopping.wait()
@@ -290,6 +291,14 @@ class StageWorkerRuntime:
             await asyncio.gather(*(h.task for h in self.sessions.values() if h.task), return_exceptions=True)
             await in_worker_thread(placement.leave)(worker.pk)
             logger.info("stage worker %s stopped", self.name)
+
+    async def _tidy_orphans(self) -> None:
+        """Sessions that ended while their worker was dead: their mountpoints and viewers go."""
+        mountpoints = await in_worker_thread(placement.take_ended_orphans)(self.worker_pk)
+        if mountpoints:
+            await asyncio.to_thread(_destroy_mountpoints, mountpoints)
+            logger.info("stage worker %s removed %d mountpoint(s) of sessions that ended meanwhile",
+                        self.name, len(mountpoints))
 
     async def _follow(self, held: dict) -> None:
         for session_id, where in held.items():
@@ -327,6 +336,18 @@ class StageWorkerRuntime:
                 held.task.cancel()
             await in_worker_thread(placement.release)(self.worker_pk, session_id)
         logger.info("stage worker %s handed over %d session(s)", self.name, len(self.sessions))
+
+
+def _destroy_mountpoints(mountpoint_ids: list[int]) -> None:
+    client = janus_client()
+    try:
+        for mountpoint_id in mountpoint_ids:
+            try:
+                client.destroy_mountpoint(mountpoint_id)
+            except (JanusError, JanusUnavailable):
+                pass  # gone already (Janus restarted meanwhile)
+    finally:
+        client.close()
 
 
 def _speaking(held: SessionOnWorker) -> bool:

@@ -93,6 +93,20 @@ def test_ended_sessions_are_not_placed(sessions):
     assert str(sessions[0].session_id) not in placement.take(one.pk)
 
 
+def test_an_ended_sessions_placement_left_by_a_dead_worker_is_tidied_once(sessions):
+    dead, live = placement.register("w1", 0), placement.register("w2", 0)
+    placement.take(dead.pk)
+    placement.take(dead.pk)
+    held = list(placement.held(dead.pk))
+    TutoringSession.objects.filter(pk=held[0]).update(state=SessionState.ENDED)
+    assert placement.take_ended_orphans(live.pk) == []  # its worker is alive: it tidies up itself
+    age(dead)
+    mountpoint = StagePlacement.objects.get(pk=held[0]).mountpoint_id
+    assert placement.take_ended_orphans(live.pk) == [mountpoint]
+    assert placement.take_ended_orphans(live.pk) == []
+    assert not StagePlacement.objects.filter(pk=held[0]).exists()
+
+
 @pytest.mark.skipif("connections['default'].vendor == 'sqlite'",
                     reason="SQLite serialises writers: the race needs PostgreSQL (the second test pass)")
 def test_two_workers_racing_for_a_dead_workers_sessions_take_each_once(sessions):
