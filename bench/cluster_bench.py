@@ -12,8 +12,8 @@ aiortc viewer of testsupport/webrtc_viewer.py through Janus (POST /v1/sessions/{
 the answer). Everything runs on this one machine (the viewers decode VP8 on the same cores); the
 cluster is stopped at the end, also on errors. The machine's load average at the start is printed.
 CPU is read from /proc/<pid>/stat (user + system, all threads) over a window and given in cores
-(CPU seconds per wall second). "Speaking" means utterances kept queued (a new one each time one
-ends, two waiting), so the session speaks throughout the window.
+(CPU seconds per wall second). "Speaking" means utterances kept queued (a short sentence posted
+every SPEAK_EVERY_S; a 429, the queue full, is fine), so the session speaks throughout the window.
 
 1. Server CPU per extra viewer of ONE speaking session: the stage worker holding it and the Janus
    process over a WINDOW_S window with 1 viewer, then with 3 viewers; per extra viewer =
@@ -39,7 +39,9 @@ ends, two waiting), so the session speaks throughout the window.
 4. A/V offset at the viewer: one viewer of a speaking session for --av-seconds (default 300); per
    AV_WINDOW_S window, from the RTP packet arrivals in it (before any jitter buffer of the client):
    each track's lateness = median(arrival - media time), offset = video - audio (+: video later;
-   WebRTCViewer.offset_ms). Drift = last window - first. Goal: |offset| <= 40 ms, no drift.
+   WebRTCViewer.offset_ms). Drift = last window - first. The viewer reconnects by itself after
+   5 s without media, as the staff page does; the connections so far are printed per window.
+   Goal: |offset| <= 40 ms, no drift.
 5. kill -9 recovery: one viewer watching a speaking session (utterances queued, one playing);
    kill -9 of the stage worker holding it; time from the kill to (a) GET /v1/sessions/{id} showing
    its "stage" alive on the other worker and (b) the first video RTP packet at the viewer after
@@ -58,6 +60,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import cv2
@@ -69,11 +72,10 @@ sys.path.insert(0, str(ROOT))
 from bench.speak_bench import SENTENCES, Api, cpu_seconds, machine, machine_cpu_seconds, ms, percentile  # noqa: E402
 from bench.webrtc_bench import (  # noqa: E402
     Mouths,
-    Speaking,
     drop_pictures,
     fps_in,
+    Trial,
     lateness_offset_ms,
-    speak_once,
     utterance,
     wait_event,
 )
@@ -89,6 +91,7 @@ QUICK_AV_WINDOW_S = 15.0
 KILL_REPEATS = 3
 CALIBRATION_S = 2.0
 GAP_S = 0.3  # a pause between video packets longer than this is the failover's (25 fps: 40 ms apart)
+SPEAK_EVERY_S = 1.5  # a short sentence is ~2-3 s of speech: the queue stays full
 PORTS = dict(port=9410, pg_port=55462, redis_port=56409, janus_subnet=216)
 WORKERS = ("worker-1", "worker-2")
 
@@ -130,6 +133,61 @@ def mouths_of(avatar_dir: Path, shape: tuple[int, int]):
     if (avatar_dir / lips.POINTS_FILE).exists() and lips.available():
         return OwnMouths(avatar_dir, shape), (lambda idle_max: idle_max + 0.03), OwnMouths.unit
     return Mouths(avatar_dir, shape), (lambda idle_max: max(2.0 * idle_max, idle_max + 3.0)), "grey levels"
+
+
+async def speak_once(api: Api, session_id: str, viewer, mouths, threshold: float, text: str) -> Trial:
+    """bench/webrtc_bench.py's speak_once with each picture measured in a thread: the face mesh
+    takes tens of ms a picture here, and a blocked event loop misses ICE consent answers (aioice
+    closes the connection after 6 missed in a row)."""
+    since = len(viewer.events)
+    body, sent, answered = await asyncio.to_thread(api.speak, session_id, text)
+    started_at, _ = await wait_event(viewer, utterance("utterance.started", body["utterance_id"]), since)
+    ended_at, _ = await wait_event(viewer, utterance("utterance.ended", body["utterance_id"]), since)
+    await asyncio.sleep(0.3)  # the last frames, decoded after the event
+    latency, peak = None, 0.0
+    for video in list(viewer.video):
+        if video.at < sent or video.luma is None:
+            continue
+        change = await asyncio.to_thread(mouths.change, video.luma)
+        peak = max(peak, np.nan_to_num(change))
+        if latency is None and change > threshold:
+            latency = video.at - sent
+        if latency is not None and video.at > ended_at:
+            break
+    drop_pictures(viewer, time.monotonic())
+    return Trial(answered - sent, started_at - answered, latency, peak)
+
+
+class KeepSpeaking:
+    """A session kept speaking while the block runs: a sentence posted every SPEAK_EVERY_S (a 429,
+    the queue full, is what is wanted), so it never depends on a viewer's data channel; the queue
+    is dropped after (POST interrupt)."""
+
+    def __init__(self, api: Api, session_id: str, first: int = 0) -> None:
+        self.api, self.session_id, self.turn = api, session_id, first
+        self.task: asyncio.Task | None = None
+
+    async def _post(self) -> None:
+        while True:
+            status, body, _, _ = await asyncio.to_thread(self.api.call, "POST", f"/v1/sessions/{self.session_id}/speak",
+                                                          {"text": SENTENCES[self.turn % len(SENTENCES)]})
+            self.turn += 1
+            if status not in (202, 429):
+                raise RuntimeError(f"POST speak answered {status}: {body}")
+            await asyncio.sleep(SPEAK_EVERY_S)
+
+    async def __aenter__(self) -> "KeepSpeaking":
+        self.task = asyncio.create_task(self._post())
+        return self
+
+    def check(self) -> None:
+        if self.task.done() and not self.task.cancelled() and self.task.exception():
+            raise self.task.exception()
+
+    async def __aexit__(self, *exc) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await asyncio.to_thread(self.api.call, "POST", f"/v1/sessions/{self.session_id}/interrupt")
 
 
 class Bench:
@@ -197,7 +255,7 @@ class Bench:
         pids = {"stage worker": self.worker_pid(stage["worker"]), "janus": janus}
         viewers = [await self.viewer(session_id)]
         try:
-            async with Speaking(self.api, session_id, viewers[0], SENTENCES[:]) as speaking:
+            async with KeepSpeaking(self.api, session_id) as speaking:
                 await asyncio.sleep(2.0)
                 one = await self.cpu_window(pids, viewers)
                 speaking.check()
@@ -247,7 +305,7 @@ class Bench:
                 assert placed["worker"] == keep, placed
                 viewer = await self.viewer(session_id)
                 viewers.append(viewer)
-                speaking = Speaking(self.api, session_id, viewer, SENTENCES[count:] + SENTENCES[:count])
+                speaking = KeepSpeaking(self.api, session_id, first=count * 5)
                 await speaking.__aenter__()
                 stack.append(speaking)
                 await asyncio.sleep(2.0)
@@ -293,7 +351,8 @@ class Bench:
             drop_pictures(viewer, time.monotonic())
             calibration_start = time.monotonic()
             await asyncio.sleep(CALIBRATION_S)
-            idle = [mouths.change(v.luma) for v in viewer.video if v.at >= calibration_start and v.luma is not None]
+            idle = [await asyncio.to_thread(mouths.change, v.luma)
+                    for v in list(viewer.video) if v.at >= calibration_start and v.luma is not None]
             idle_max = float(np.nanmax(idle))
             threshold = make_threshold(idle_max)
             drop_pictures(viewer, time.monotonic())
@@ -313,6 +372,9 @@ class Bench:
         if seen:
             say(f"   median {ms(statistics.median(seen))}, p95 {ms(percentile(seen, 0.95))}, max {ms(max(seen))} "
                 f"(goal: median <= 600 ms); of it, the POST's round trip median {ms(statistics.median(rtts))}")
+        started = [t.post_rtt + t.started_after_ack for t in trials]
+        say(f"   POST sent -> utterance.started on the data channel (no decoding in it): median "
+            f"{ms(statistics.median(started))}, p95 {ms(percentile(started, 0.95))}")
         say(f"   peak per utterance: median {statistics.median(t.peak_change for t in trials):.3f} {unit}")
         self.figures["latency"] = seen
 
@@ -322,10 +384,11 @@ class Bench:
         say = self.report.append
         seconds = self.options.av_seconds
         length = QUICK_AV_WINDOW_S if self.options.quick else AV_WINDOW_S
-        viewer = await self.viewer(session_id)
+        # It reconnects by itself after 5 s without media, as the staff page does (counted below).
+        viewer = await self.viewer(session_id, reconnect_after_s=5.0)
         windows = []
         try:
-            async with Speaking(self.api, session_id, viewer, SENTENCES[:]) as speaking:
+            async with KeepSpeaking(self.api, session_id) as speaking:
                 await asyncio.sleep(1.0)
                 start = time.monotonic()
                 while time.monotonic() - start < seconds - 1e-6:
@@ -334,7 +397,8 @@ class Bench:
                     speaking.check()
                     end = time.monotonic()
                     offset, late, counts = lateness_offset_ms(viewer, window_start, end)
-                    windows.append((window_start - start, end - start, offset, counts, rtp_fps(viewer, window_start, end)))
+                    windows.append((window_start - start, end - start, offset, counts, rtp_fps(viewer, window_start, end),
+                                    viewer.connections))
                     progress(f"   window {len(windows)}: offset {offset:+.1f} ms")
                 overall = viewer.offset_ms(since=start)
         finally:
@@ -342,10 +406,11 @@ class Bench:
         offsets = [w[2] for w in windows]
         say(f"\n4. A/V offset at the viewer (RTP packet arrivals; video lateness - audio lateness, + = video later), "
             f"{seconds:g} s speaking, {length:g} s windows:")
-        say("   | window (s) | offset (ms) | audio / video packets | video frames delivered per s |")
-        say("   |---|---|---|---|")
-        for first, last, offset, counts, fps in windows:
-            say(f"   | {first:.0f}-{last:.0f} | {offset:+.1f} | {counts['audio']} / {counts['video']} | {fps:.1f} |")
+        say("   | window (s) | offset (ms) | audio / video packets | video frames delivered per s | connections so far |")
+        say("   |---|---|---|---|---|")
+        for first, last, offset, counts, fps, connections in windows:
+            say(f"   | {first:.0f}-{last:.0f} | {offset:+.1f} | {counts['audio']} / {counts['video']} | {fps:.1f} | "
+                f"{connections} |")
         say(f"   max |offset| {max(abs(o) for o in offsets):.1f} ms, drift (last - first) {offsets[-1] - offsets[0]:+.1f} ms, "
             f"whole run {overall:+.1f} ms (goal: |offset| <= 40 ms, no drift)")
         self.figures["av"] = (max(abs(o) for o in offsets), offsets[-1] - offsets[0])
@@ -403,16 +468,18 @@ class Bench:
         # namespace at 10.<n>.0.2 and reaches the viewer on the host's end of its veth pair.
         self.figures: dict = {}
         main_session = await asyncio.to_thread(self.session)
-        progress(f"1. CPU per extra viewer ({self.window:g} s windows)")
-        await self.per_viewer(main_session)
-        progress("2. CPU per speaking session on one worker")
-        await self.per_session(main_session)
-        progress("3. speak -> moving mouth")
-        await self.latency(main_session)
-        progress(f"4. A/V offset over {self.options.av_seconds:g} s")
-        await self.av_offset(main_session)
-        progress("5. kill -9 recovery")
-        await self.kill_recovery(main_session)
+        sections = [(f"1. CPU per extra viewer ({self.window:g} s windows)", self.per_viewer),
+                    ("2. CPU per speaking session on one worker", self.per_session),
+                    ("3. speak -> moving mouth", self.latency),
+                    (f"4. A/V offset over {self.options.av_seconds:g} s", self.av_offset),
+                    ("5. kill -9 recovery", self.kill_recovery)]
+        for title, section in sections:
+            progress(title)
+            try:
+                await section(main_session)
+            except Exception as exc:  # the report says so; the other sections still run
+                traceback.print_exc()
+                self.report.append(f"\n{title}: FAILED: {type(exc).__name__}: {exc}")
         await asyncio.to_thread(self.api.call, "POST", f"/v1/sessions/{main_session}/end")
         return self.report
 
