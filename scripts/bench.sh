@@ -23,11 +23,11 @@ measured here. Times are on a 2-core machine.
              the tutor's own mouth; --video PATH: any video)
   webrtc     (~11 min; --quick ~6 min) the same over WebRTC with aiortc viewers: latency,
              audio/video offset and drift at the receiver, CPU per viewer, viewers per machine
-  cluster [VIDEO]  (~13 min; --quick ~6 min; needs root, janus, haproxy) a whole local cluster
+  cluster [VIDEO]  (~9 min; --quick ~4 min; needs root, janus, haproxy) a whole local cluster
              with Janus: stage-worker and Janus CPU per extra viewer, speaking sessions per
              stage-worker core, speak to moving mouth and A/V offset (--av-seconds, default 300)
              at a WebRTC viewer, kill -9 of a stage worker to media again (VIDEO: the tutor,
-             default the real talking tutor at 720p25)
+             default the real talking tutor at 720p25; --sections 3,5: some alone)
   load       (1-4 min) API latency (p50/p99) idle and while a 720p job runs
   priority   (up to ~6 min) a job's speed at each AVATAR_JOB_PRIORITY while the cores are busy
   speak-memory  (~1 min) a real server's memory with the largest WAV speak bodies, one and four at once
