@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `speak-memory`, `answer`, `listen`, `webrtc` or `mouth VIDEO`. Installs the
+# Run a benchmark (bench/): `pipeline` (default), `detectors`, `stream`, `load`, `priority`, `speak`, `speak-memory`, `answer`, `listen`, `webrtc`, `cluster [VIDEO]` or `mouth VIDEO`. Installs the
 # test dependencies and an ffmpeg binary (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,11 @@ measured here. Times are on a 2-core machine.
              the tutor's own mouth; --video PATH: any video)
   webrtc     (~11 min; --quick ~6 min) the same over WebRTC with aiortc viewers: latency,
              audio/video offset and drift at the receiver, CPU per viewer, viewers per machine
+  cluster [VIDEO]  (~9 min; --quick ~4 min; needs root, janus, haproxy) a whole local cluster
+             with Janus: stage-worker and Janus CPU per extra viewer, speaking sessions per
+             stage-worker core, speak to moving mouth and A/V offset (--av-seconds, default 300)
+             at a WebRTC viewer, kill -9 of a stage worker to media again (VIDEO: the tutor,
+             default the real talking tutor at 720p25; --sections 3,5: some alone)
   load       (1-4 min) API latency (p50/p99) idle and while a 720p job runs
   priority   (up to ~6 min) a job's speed at each AVATAR_JOB_PRIORITY while the cores are busy
   speak-memory  (~1 min) a real server's memory with the largest WAV speak bodies, one and four at once
@@ -38,7 +43,7 @@ TEXT
 
 case "${1:-pipeline}" in
   -h|--help|help) usage; exit 0 ;;
-  pipeline|detectors|stream|load|priority|speak|speak-memory|answer|listen|webrtc|mouth) ;;
+  pipeline|detectors|stream|load|priority|speak|speak-memory|answer|listen|webrtc|cluster|mouth) ;;
   *) usage >&2; exit 2 ;;
 esac
 
@@ -55,5 +60,6 @@ case "${1:-pipeline}" in
   answer) python bench/answer_bench.py ;;
   listen) python bench/listen_bench.py ;;
   webrtc) python bench/webrtc_bench.py "${@:2}" ;;
+  cluster) python bench/cluster_bench.py "${@:2}" ;;
   mouth) python bench/mouth_bench.py "${@:2}" ;;
 esac

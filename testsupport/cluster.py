@@ -99,7 +99,9 @@ class LocalCluster:
         return self.script(f"_cluster_spawn stage-{name} $CLUSTER_PYTHON manage.py stage_worker --name {name}")
 
     def janus_pid(self) -> int:
-        state = dict(line.split("=", 1) for line in (self.run_dir / "state.env").read_text().split("\n") if "=" in line)
+        # state.env holds `export NAME=value` lines (scripts/cluster.sh's _cluster_save)
+        state = dict(line.removeprefix("export ").split("=", 1)
+                     for line in (self.run_dir / "state.env").read_text().split("\n") if "=" in line)
         janus_dir = state["JANUS_DIR"].strip("'\"")
         return int(Path(janus_dir, "janus.pid").read_text())
 
