@@ -51,6 +51,12 @@ every SPEAK_EVERY_S; a 429, the queue full, is fine), so the session speaks thro
    its "stage" alive on the other worker and (b) the first video RTP packet at the viewer after
    the gap (the first packet after the kill that follows a pause > 0.3 s). KILL_REPEATS times, the
    killed worker started again in between (LocalCluster.start_worker).
+6. The session stream (WebSocket) relayed: with the stage on a worker, web process B serves a
+   stream viewer by the channel layer (sessions_app/live/relay.py). CPU of the stage worker (which
+   now also makes JPEG for the relay), of web process B and of Redis over a window with a Janus
+   viewer alone, then with one stream viewer on B added (the viewer reads every message); the
+   difference is what carrying the stream costs. The video frames per second the socket received
+   are given beside.
 """
 
 from __future__ import annotations
@@ -494,6 +500,54 @@ class Bench:
                 f"{connections} |")
         self.figures["kill"] = rows
 
+    # --- 6 ---
+
+    async def relayed_stream(self, session_id: str) -> None:
+        """The session stream (WebSocket) served by a web process while the stage runs on a worker:
+        what one stream viewer costs the worker (JPEG for the relay), the web process and Redis
+        (one channel-layer message a tick), against the same speaking session with a Janus viewer
+        alone."""
+        import websockets
+
+        say = self.report.append
+        stage = await self.placed(session_id)
+        web = self.cluster.web[1]
+        pids = {"stage worker": self.worker_pid(stage["worker"]), "web process": self.cluster.pid("web-2"),
+                "redis": self.cluster.redis_pid()}
+        viewers = [await self.viewer(session_id)]
+        received = {"V": 0, "A": 0}
+        try:
+            async with KeepSpeaking(self.api, session_id) as speaking:
+                await asyncio.sleep(2.0)
+                without = await self.cpu_window(pids, viewers)
+                url = f"{web.replace('http', 'ws')}/ws/sessions/{session_id}/?api_key={self.api.key}"
+                async with websockets.connect(url, max_size=None, compression=None) as socket:
+                    async def read():
+                        async for message in socket:
+                            if isinstance(message, bytes):
+                                received[chr(message[0])] += 1
+                    reader = asyncio.create_task(read())
+                    await asyncio.sleep(3.0)  # the relay starts within WATCH_EVERY_S
+                    counted = dict(received)
+                    started = time.monotonic()
+                    relayed = await self.cpu_window(pids, viewers)
+                    ws_fps = (received["V"] - counted["V"]) / (time.monotonic() - started)
+                    reader.cancel()
+                speaking.check()
+        finally:
+            await asyncio.gather(*(viewer.close() for viewer in viewers), return_exceptions=True)
+        say(f"6. the session stream (WebSocket) relayed from the stage worker through Redis to web process B, "
+            f"{self.window:g} s windows (cores):")
+        say("   | stream viewers on B | stage worker | web process B | Redis | machine total |")
+        say("   |---|---|---|---|---|")
+        for count, (used, _, total) in ((0, without), (1, relayed)):
+            say(f"   | {count} | {used['stage worker']:.3f} | {used['web process']:.3f} | {used['redis']:.3f} | "
+                f"{total:.2f} |")
+        extra = {name: relayed[0][name] - without[0][name] for name in pids}
+        say(f"   one relayed stream: worker {extra['stage worker']:+.3f}, web {extra['web process']:+.3f}, "
+            f"Redis {extra['redis']:+.3f} core; the socket received {ws_fps:.1f} video frames/s")
+        self.figures["relay"] = extra
+
     async def run(self) -> list[str]:
         # No offer_only(127.0.0.1) here (as bench/webrtc_bench.py has): Janus lives in its own network
         # namespace at 10.<n>.0.2 and reaches the viewer on the host's end of its veth pair.
@@ -503,7 +557,8 @@ class Bench:
                     ("2. CPU per speaking session on one worker", self.per_session),
                     ("3. speak -> moving mouth", self.latency),
                     (f"4. A/V offset over {self.options.av_seconds:g} s", self.av_offset),
-                    ("5. kill -9 recovery", self.kill_recovery)]
+                    ("5. kill -9 recovery", self.kill_recovery),
+                    ("6. the session stream relayed to a web process", self.relayed_stream)]
         for number, (title, section) in enumerate(sections, 1):
             if number not in self.options.sections:
                 continue
@@ -525,7 +580,7 @@ def main() -> None:
                         help=f"shorter windows ({QUICK_WINDOW_S:g} s), {QUICK_LATENCY_REPEATS} utterances, "
                              f"--av-seconds {QUICK_AV_SECONDS:g}")
     parser.add_argument("--av-seconds", type=float, default=None, help=f"A/V offset run (default {AV_SECONDS:g} s)")
-    parser.add_argument("--sections", type=lambda text: {int(n) for n in text.split(",")}, default={1, 2, 3, 4, 5},
+    parser.add_argument("--sections", type=lambda text: {int(n) for n in text.split(",")}, default={1, 2, 3, 4, 5, 6},
                         help="which measures to run, e.g. 3,5 (default all)")
     options = parser.parse_args()
     if options.av_seconds is None:

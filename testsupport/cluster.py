@@ -98,12 +98,17 @@ class LocalCluster:
     def start_worker(self, name: str) -> subprocess.CompletedProcess:
         return self.script(f"_cluster_spawn stage-{name} $CLUSTER_PYTHON manage.py stage_worker --name {name}")
 
-    def janus_pid(self) -> int:
+    def _state(self) -> dict:
         # state.env holds `export NAME=value` lines (scripts/cluster.sh's _cluster_save)
-        state = dict(line.removeprefix("export ").split("=", 1)
-                     for line in (self.run_dir / "state.env").read_text().split("\n") if "=" in line)
-        janus_dir = state["JANUS_DIR"].strip("'\"")
-        return int(Path(janus_dir, "janus.pid").read_text())
+        return {name: value.strip("'\"") for name, value in (
+            line.removeprefix("export ").split("=", 1)
+            for line in (self.run_dir / "state.env").read_text().split("\n") if "=" in line)}
+
+    def janus_pid(self) -> int:
+        return int(Path(self._state()["JANUS_DIR"], "janus.pid").read_text())
+
+    def redis_pid(self) -> int:
+        return int(Path(self._state()["BACKENDS_DIR"], "redis.pid").read_text())
 
     def tutor_with_avatar(self, api_key: str, video: Path, name: str = "Ada") -> int:
         """A tutor whose avatar is prepared from `video` (on the cluster's Celery worker); its id."""
