@@ -12,9 +12,10 @@ whichever its viewers want is made once) and its audio samples. Events go to Vie
 ("event", dict) JSON; ("gone", None) and ("failed", None) when the clock stopped. A stage's
 viewers are the SessionWatchers of live/watcher.py, which pass the ticks on to their transport.
 
-With several server processes, a session's viewers should reach one process (route sockets by
-session id): each process's stage plays the utterances it claims, and another's viewers would not
-hear them.
+With several server processes and no stage workers, a session's viewers should reach one process
+(route sockets by session id): each process's stage plays the utterances it claims, and another's
+viewers would not hear them. With stage workers (SESSION_MEDIA_SERVER="janus") a session has one
+stage, on the worker it is placed on (live/placement.py), and web processes relay it (live/relay.py).
 """
 
 from __future__ import annotations
