@@ -130,6 +130,24 @@ class LocalCluster:
         return tutor_id
 
 
+def running(cluster: LocalCluster):
+    """A module fixture's body: the cluster started (the test skipped when it cannot be, failed
+    when it does not start), yielded, stopped."""
+    import pytest
+
+    reason = LocalCluster.why_not()
+    if reason:
+        pytest.skip(reason)
+    try:
+        cluster.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def call(method: str, url: str, body: dict | None, api_key: str | None) -> tuple[int, dict | None]:
     from testsupport.webrtc_viewer import call_json
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from sessions_app.tests.test_listening import BECKETT, CHUNK, RATE, recording, words
 from sessions_app.tests.test_listening import message as audio_message
-from testsupport.cluster import LocalCluster, wait_for
+from testsupport.cluster import LocalCluster, running, wait_for
 from testsupport.webrtc_viewer import WebRTCViewer, call_json
 
 CLUSTER = LocalCluster()
@@ -36,17 +36,7 @@ FAILOVER_LIMIT_S = 5.0  # kill -9 to the session placed on another worker
 
 @pytest.fixture(scope="module")
 def running_cluster():
-    reason = LocalCluster.why_not()
-    if reason:
-        pytest.skip(reason)
-    try:
-        CLUSTER.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield CLUSTER
-    finally:
-        CLUSTER.stop()
+    yield from running(CLUSTER)
 
 
 @pytest.fixture(scope="module")

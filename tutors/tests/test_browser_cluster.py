@@ -16,7 +16,7 @@ import time
 import pytest
 
 from testsupport.browser import ARTIFACTS, chromium, needs_chromium
-from testsupport.cluster import LocalCluster
+from testsupport.cluster import LocalCluster, running
 from testsupport.webrtc_viewer import call_json
 
 pytestmark = needs_chromium
@@ -27,17 +27,7 @@ STAFF = ("cluster-staff", "cluster-staff-password-1")
 
 @pytest.fixture(scope="module")
 def running_cluster():
-    reason = LocalCluster.why_not()
-    if reason:
-        pytest.skip(reason)
-    try:
-        CLUSTER.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield CLUSTER
-    finally:
-        CLUSTER.stop()
+    yield from running(CLUSTER)
 
 
 @pytest.fixture(scope="module")

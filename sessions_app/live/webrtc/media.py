@@ -99,3 +99,13 @@ class PeerFeed:
     def stop(self) -> None:
         self.video.stop()
         self.audio.stop()
+
+
+def mono_samples(frame) -> tuple[int, np.ndarray, int]:
+    """A received aiortc audio frame as (time in µs on the sender's clock, mono int16 samples,
+    rate): packed 16-bit with the channels interleaved, mixed down to one."""
+    samples = frame.to_ndarray().reshape(-1)
+    channels = len(frame.layout.channels)
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return int(frame.pts * frame.time_base * 1_000_000), samples, frame.sample_rate

@@ -18,7 +18,6 @@ import asyncio
 import logging
 from typing import Callable
 
-import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 from django.conf import settings
@@ -28,6 +27,7 @@ from sessions_app import services
 from sessions_app.live.relay import HeardRelay
 from sessions_app.live.watcher import CHECK_EVERY_S, viewers
 from sessions_app.live.webrtc.addresses import offer_only
+from sessions_app.live.webrtc.media import mono_samples
 from sessions_app.live.webrtc.peers import ice_servers, media_loop
 from sessions_app.models import SessionState
 
@@ -74,11 +74,7 @@ class MicrophonePeer:
                 frame = await track.recv()
                 if frame.pts is None:
                     continue
-                samples = frame.to_ndarray().reshape(-1)  # packed 16-bit, channels interleaved
-                channels = len(frame.layout.channels)
-                if channels > 1:
-                    samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
-                self.heard.hear(int(frame.pts * frame.time_base * 1_000_000), samples, frame.sample_rate)
+                self.heard.hear(*mono_samples(frame))
                 self.chunks += 1
         except MediaStreamError:
             pass  # the track ended

@@ -25,7 +25,6 @@ import threading
 from collections import deque
 from typing import Callable
 
-import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 from django.conf import settings
@@ -33,7 +32,7 @@ from django.conf import settings
 from common.channels import remember_server_loop, server_loop
 from sessions_app.live.watcher import LiveViewer, SessionWatcher
 from sessions_app.live.webrtc.addresses import offer_only
-from sessions_app.live.webrtc.media import PeerFeed
+from sessions_app.live.webrtc.media import PeerFeed, mono_samples
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +98,7 @@ class SessionPeer(LiveViewer):
                 frame = await track.recv()
                 if self.watcher.stage is None or frame.pts is None:
                     continue  # before the avatar streams: nobody to talk to yet
-                samples = frame.to_ndarray().reshape(-1)  # packed 16-bit, channels interleaved
-                channels = len(frame.layout.channels)
-                if channels > 1:
-                    samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
-                self.watcher.hear(int(frame.pts * frame.time_base * 1_000_000), samples, frame.sample_rate)
+                self.watcher.hear(*mono_samples(frame))
         except MediaStreamError:
             pass  # the track ended
         except asyncio.CancelledError:

@@ -61,21 +61,7 @@ def parse_offer(sdp, kind, sends_audio: bool = False) -> RTCSessionDescription:
 def answer_offer(session_id: str, sdp, kind, allowed: Callable[[], bool]) -> dict:
     """Answer a viewer's offer: {"type": "answer", "sdp", "codecs"}. `allowed()` says, when asked
     again later, whether the viewer may still watch (a revoked API key: no)."""
-    offer = parse_offer(sdp, kind)
-    session = services.session_or_none(session_id)
-    if session is None or session.state != SessionState.ACTIVE:
-        raise NotFound(f"Session '{session_id}' does not exist or has ended.")
-    if not viewers.join(str(session.session_id)):
-        raise TooManyViewers(f"Session '{session_id}' has {settings.SESSION_MAX_VIEWERS} viewers already.",
-                             {"limit": settings.SESSION_MAX_VIEWERS})
-    try:
-        answer = start_peer(str(session.session_id), offer, allowed)
-    except TimeoutError:
-        raise AnswerTimeout("The answer took too long (gathering ICE candidates: are the STUN/TURN servers reachable?).",
-                            {"timeout_s": settings.SESSION_WEBRTC_ANSWER_TIMEOUT_S}) from None
-    except (ValueError, AssertionError, InvalidAccessError, InvalidStateError, OperationError) as exc:
-        raise _refused("not_negotiable", str(exc) or "no codec or transport both sides support.") from None
-    return {"type": answer.type, "sdp": answer.sdp, "codecs": chosen_codecs(answer.sdp)}
+    return _answer(session_id, parse_offer(sdp, kind), allowed, start_peer)
 
 
 def answer_microphone(session_id: str, sdp, kind, allowed: Callable[[], bool]) -> dict:
@@ -89,6 +75,12 @@ def answer_microphone(session_id: str, sdp, kind, allowed: Callable[[], bool]) -
         raise WrongSignalling("This server hears the microphone on the viewer's own connection: offer it as a "
                               f"sendrecv audio section to /v1/sessions/{session_id}/webrtc.",
                               {"signalling": "viewer_offers", "offer_to": f"/v1/sessions/{session_id}/webrtc"})
+    return _answer(session_id, offer, allowed, start_microphone)
+
+
+def _answer(session_id: str, offer: RTCSessionDescription, allowed: Callable[[], bool], start) -> dict:
+    """The session active, a viewer place taken, `start(session_id, offer, allowed)` answering
+    (it frees the place when it fails)."""
     session = services.session_or_none(session_id)
     if session is None or session.state != SessionState.ACTIVE:
         raise NotFound(f"Session '{session_id}' does not exist or has ended.")
@@ -96,7 +88,7 @@ def answer_microphone(session_id: str, sdp, kind, allowed: Callable[[], bool]) -
         raise TooManyViewers(f"Session '{session_id}' has {settings.SESSION_MAX_VIEWERS} viewers already.",
                              {"limit": settings.SESSION_MAX_VIEWERS})
     try:
-        answer = start_microphone(str(session.session_id), offer, allowed)
+        answer = start(str(session.session_id), offer, allowed)
     except TimeoutError:
         raise AnswerTimeout("The answer took too long (gathering ICE candidates: are the STUN/TURN servers reachable?).",
                             {"timeout_s": settings.SESSION_WEBRTC_ANSWER_TIMEOUT_S}) from None
