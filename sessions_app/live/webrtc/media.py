@@ -109,3 +109,15 @@ def mono_samples(frame) -> tuple[int, np.ndarray, int]:
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
     return int(frame.pts * frame.time_base * 1_000_000), samples, frame.sample_rate
+
+
+async def hear_track(track, hear, listening=lambda: True) -> None:
+    """Pass a received audio track to `hear(pts_us, samples, rate)` (mono_samples' form), frame by
+    frame, while `listening()`, until the track ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return  # the track ended
+        if frame.pts is not None and listening():
+            hear(*mono_samples(frame))

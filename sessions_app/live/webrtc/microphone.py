@@ -27,7 +27,7 @@ from sessions_app import services
 from sessions_app.live.relay import HeardRelay
 from sessions_app.live.watcher import CHECK_EVERY_S, viewers
 from sessions_app.live.webrtc.addresses import offer_only
-from sessions_app.live.webrtc.media import mono_samples
+from sessions_app.live.webrtc.media import hear_track
 from sessions_app.live.webrtc.peers import ice_servers, media_loop
 from sessions_app.models import SessionState
 
@@ -46,7 +46,6 @@ class MicrophonePeer:
         self.connected = False
         self.closed = False
         self.tasks: list[asyncio.Task] = []
-        self.chunks = 0  # audio frames passed on
 
     async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         pc = self.pc
@@ -67,17 +66,8 @@ class MicrophonePeer:
             self.incoming.addTrack(track)
 
     async def _hear(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
-
         try:
-            while True:
-                frame = await track.recv()
-                if frame.pts is None:
-                    continue
-                self.heard.hear(*mono_samples(frame))
-                self.chunks += 1
-        except MediaStreamError:
-            pass  # the track ended
+            await hear_track(track, self.heard.hear)
         except asyncio.CancelledError:
             raise
         except Exception:

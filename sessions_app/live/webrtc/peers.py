@@ -32,7 +32,7 @@ from django.conf import settings
 from common.channels import remember_server_loop, server_loop
 from sessions_app.live.watcher import LiveViewer, SessionWatcher
 from sessions_app.live.webrtc.addresses import offer_only
-from sessions_app.live.webrtc.media import PeerFeed, mono_samples
+from sessions_app.live.webrtc.media import PeerFeed, hear_track
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +91,9 @@ class SessionPeer(LiveViewer):
             self.incoming.addTrack(track)
 
     async def _hear(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
-
         try:
-            while True:
-                frame = await track.recv()
-                if self.watcher.stage is None or frame.pts is None:
-                    continue  # before the avatar streams: nobody to talk to yet
-                self.watcher.hear(*mono_samples(frame))
-        except MediaStreamError:
-            pass  # the track ended
+            # Before the avatar streams there is nobody to talk to yet.
+            await hear_track(track, self.watcher.hear, lambda: self.watcher.stage is not None)
         except asyncio.CancelledError:
             raise
         except Exception:
