@@ -47,6 +47,7 @@ MOUNTPOINT_CHECK_S = 1.0  # how often a session's mountpoint is checked (a resta
 VIEWER_SYNC_S = 1.0  # how often the session's viewer rows are read (new answers, leaves)
 TOUCH_EVERY_S = 30.0  # a session with viewers is marked active this often (it does not end as idle)
 IDLE_SWEEP_S = 10.0  # how often the worker ends idle sessions (no web request needed for it)
+RETRY_AFTER_S = 2.0  # a session whose stage failed here starts again this long after
 HEADER_EVERY_S = 2.5  # the stream's header is sent again this often (publisher.py says why)
 
 
@@ -102,7 +103,11 @@ class SessionOnWorker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("session %s: its stage failed on this worker", self.session_id)
+            logger.exception("session %s: its stage failed on this worker; trying again in %s s", self.session_id,
+                             RETRY_AFTER_S)
+            # The worker starts it again at its next heartbeat once this ends: not at once, so that
+            # a lasting fault (Janus down as the stage starts) is not retried twice a second.
+            await asyncio.sleep(RETRY_AFTER_S)
         finally:
             if self.watcher is not None:
                 await self.watcher.stop()
