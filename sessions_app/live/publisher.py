@@ -53,8 +53,6 @@ class JanusPublisher(LiveViewer):
         self.audio_rate = audio_rate
         self.on_header = on_header  # called with each stream header (a stage started streaming)
         self.closed: str | None = None  # why the watcher closed it
-        self.frames_sent = 0
-        self.frames_repeated = 0
         self._work: queue.Queue = queue.Queue()
         self._rtp = rtp_publisher(host, ports, audio_rate)
         self._thread = threading.Thread(target=self._encode, name=f"rtp-{session_id[:8]}", daemon=True)
@@ -63,7 +61,6 @@ class JanusPublisher(LiveViewer):
     # --- the watcher's calls (on the event loop) -----------------------------------------------
     def frame(self, first_sample: int, pts: int, jpeg, i420: np.ndarray | None, audio: np.ndarray) -> None:
         if self._work.qsize() >= ENCODE_BACKLOG_FRAMES:
-            self.frames_repeated += 1
             i420 = None  # the encoder is behind: this frame's picture is skipped, its sound is not
         self._work.put(("frame", i420, audio))
 
@@ -99,7 +96,6 @@ class JanusPublisher(LiveViewer):
                         last_picture = picture
                     if picture is not None:
                         self._rtp.send_frame(picture, audio)
-                        self.frames_sent += 1
                 elif item[0] == "event":
                     self._rtp.send_event(item[1])
                 elif item[0] == "retarget":

@@ -60,7 +60,6 @@ class StreamRelay:
         self.media_until = 0.0
         self._outbox: asyncio.Queue = asyncio.Queue()
         self._sender = asyncio.create_task(self._send())
-        self.dropped = 0
 
     def watched(self, media: bool = True) -> None:
         self.watched_until = time.monotonic() + WATCH_TIMEOUT_S
@@ -80,7 +79,6 @@ class StreamRelay:
             return  # nobody wants the media (it was asked for events only)
         if self._outbox.qsize() >= RELAY_BACKLOG:
             self._outbox.get_nowait()
-            self.dropped += 1
         self._outbox.put_nowait({"type": "stage.media", "pts": pts, "jpeg": jpeg or b"",
                                  "audio": audio.astype("<i2").tobytes()})
 
@@ -147,9 +145,7 @@ class RemoteStage:
         self.frames = frames
         self.viewers: list = []
         self.renderer = _Described({"name": "unknown", "fallback": False})
-        self.dead = False
         self.task: asyncio.Task | None = None
-        self.pts = 0
         self.started = asyncio.Event()  # subscribed, and the header's renderer read (or given up on)
         self._heard: HeardRelay | None = None  # the student's audio, to the worker
         self._layer = get_channel_layer()
@@ -196,7 +192,6 @@ class RemoteStage:
                 message = await self._layer.receive(self._channel)
                 kind = message.get("type")
                 if kind == "stage.media":
-                    self.pts = message["pts"]
                     audio = np.frombuffer(message["audio"], "<i2")
                     for viewer in list(self.viewers):
                         viewer.frame(0, message["pts"], message["jpeg"], None, audio)
@@ -212,13 +207,8 @@ class RemoteStage:
             await self._layer.group_send(group, {"type": "stage.watch", "media": media})
             await asyncio.sleep(WATCH_EVERY_S)
 
-    # --- what the watcher and consumers call on a stage ------------------------------------------
-    def speak(self) -> None:
-        pass  # the worker's stage hears the session's group itself
-
-    def interrupt(self, up_to: int) -> None:
-        pass
-
+    # --- what the watcher calls on a stage (speak and interrupt reach the worker's stage through
+    # the session's group: they are not called on this one, which no Stages registry holds) ------
     def hear(self, sender_pts_us: int, samples: np.ndarray, rate: int) -> None:
         """The student's microphone, to the worker's stage."""
         if self._heard is None:

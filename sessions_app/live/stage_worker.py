@@ -35,7 +35,6 @@ from common.db_threads import in_worker_thread
 from sessions_app import services, speaking
 from sessions_app.errors import JanusError, JanusUnavailable
 from sessions_app.live import media_viewers, placement
-from sessions_app.live.janus import JanusClient
 from sessions_app.live.publisher import JanusPublisher
 from sessions_app.live.relay import StreamRelay, hear_message
 from sessions_app.live.watcher import ENDED, SessionWatcher
@@ -49,10 +48,6 @@ TOUCH_EVERY_S = 30.0  # a session with viewers is marked active this often (it d
 IDLE_SWEEP_S = 10.0  # how often the worker ends idle sessions (no web request needed for it)
 RETRY_AFTER_S = 2.0  # a session whose stage failed here starts again this long after
 HEADER_EVERY_S = 2.5  # the stream's header is sent again this often (publisher.py says why)
-
-
-def janus_client() -> JanusClient:
-    return JanusClient(settings.JANUS_URL, settings.JANUS_ADMIN_KEY, timeout=5.0)
 
 
 class SessionOnWorker:
@@ -160,21 +155,20 @@ class SessionOnWorker:
 
     def _ensure_mountpoint(self, check_only: bool) -> dict | None:
         """The mountpoint's ports: made now when Janus has none (None when `check_only` and it exists)."""
-        client = janus_client()
+        client = media_viewers.janus_client()
         try:
             if client.mountpoint_exists(self.mountpoint_id):
                 if check_only:
                     return None
-                # Made by this session's last worker: its ports are in the placement.
-                return self.known_ports or self._recreate(client)
+                # Made by this session's last worker: its ports are in the placement (made again
+                # when they are not known).
+                if self.known_ports:
+                    return self.known_ports
+                client.destroy_mountpoint(self.mountpoint_id)
             return client.create_mountpoint(self.mountpoint_id, f"session {self.session_id}",
                                             video=True, audio=True, data=True)
         finally:
             client.close()
-
-    def _recreate(self, client: JanusClient) -> dict:
-        client.destroy_mountpoint(self.mountpoint_id)
-        return client.create_mountpoint(self.mountpoint_id, f"session {self.session_id}", video=True, audio=True, data=True)
 
     async def _watch_mountpoint(self) -> None:
         """Janus restarted (its mountpoints are gone): make this one again; viewers reconnect."""
@@ -234,13 +228,7 @@ class SessionOnWorker:
         """The session ended: its viewers, mountpoint and placement go."""
         for row in MediaViewer.objects.filter(session_id=self.session_id):
             media_viewers.remove_viewer(row)
-        client = janus_client()
-        try:
-            client.destroy_mountpoint(self.mountpoint_id)
-        except (JanusError, JanusUnavailable):
-            pass
-        finally:
-            client.close()
+        _destroy_mountpoints([self.mountpoint_id])
         placement.remove(self.worker_pk, self.session_id)
 
 
@@ -344,7 +332,7 @@ class StageWorkerRuntime:
 
 
 def _destroy_mountpoints(mountpoint_ids: list[int]) -> None:
-    client = janus_client()
+    client = media_viewers.janus_client()
     try:
         for mountpoint_id in mountpoint_ids:
             try:

@@ -26,9 +26,8 @@ from common.db_threads import in_worker_thread
 from sessions_app import services
 from sessions_app.live.relay import HeardRelay
 from sessions_app.live.watcher import CHECK_EVERY_S, viewers
-from sessions_app.live.webrtc.addresses import offer_only
 from sessions_app.live.webrtc.media import hear_track
-from sessions_app.live.webrtc.peers import ice_servers, media_loop
+from sessions_app.live.webrtc.peers import answer_on_media_loop, ice_servers
 from sessions_app.models import SessionState
 
 logger = logging.getLogger(__name__)
@@ -118,19 +117,7 @@ def _still_on(session_id: str, allowed: Callable[[], bool]) -> bool:
 def start_microphone(session_id: str, offer: RTCSessionDescription, allowed: Callable[[], bool]) -> RTCSessionDescription:
     """Answer a microphone's offer (blocking; from a request's thread). The caller has taken the
     viewer place; a failure here closes the peer (which frees it) and re-raises."""
-    offer_only(settings.SESSION_WEBRTC_HOST_ADDRESSES)
-
-    async def begin() -> RTCSessionDescription:
-        peer = MicrophonePeer(session_id, allowed)
-        microphones.add(peer)
-        try:
-            async with asyncio.timeout(settings.SESSION_WEBRTC_ANSWER_TIMEOUT_S):
-                return await peer.answer(offer)
-        except BaseException:
-            await peer.close()
-            raise
-
-    return asyncio.run_coroutine_threadsafe(begin(), media_loop()).result()
+    return answer_on_media_loop(lambda: MicrophonePeer(session_id, allowed), microphones, offer)
 
 
 async def close_all() -> None:

@@ -183,12 +183,18 @@ def media_loop() -> asyncio.AbstractEventLoop:
 def start_peer(session_id: str, offer: RTCSessionDescription, allowed: Callable[[], bool]) -> RTCSessionDescription:
     """Answer `offer` with a new peer of the session (blocking; from a request's thread). The
     caller has counted the viewer in; a failure here closes the peer again and re-raises."""
+    return answer_on_media_loop(lambda: SessionPeer(session_id, allowed), peers, offer)
+
+
+def answer_on_media_loop(make_peer, registry: set, offer: RTCSessionDescription) -> RTCSessionDescription:
+    """`make_peer()` (on the media loop, kept in `registry` until it closes) answers `offer` within
+    SESSION_WEBRTC_ANSWER_TIMEOUT_S (blocking; from a request's thread); a failure closes it and
+    re-raises."""
     offer_only(settings.SESSION_WEBRTC_HOST_ADDRESSES)
-    loop = media_loop()
 
     async def begin() -> RTCSessionDescription:
-        peer = SessionPeer(session_id, allowed)
-        peers.add(peer)
+        peer = make_peer()
+        registry.add(peer)
         try:
             async with asyncio.timeout(settings.SESSION_WEBRTC_ANSWER_TIMEOUT_S):
                 return await peer.answer(offer)
@@ -196,7 +202,7 @@ def start_peer(session_id: str, offer: RTCSessionDescription, allowed: Callable[
             await peer.close()
             raise
 
-    return asyncio.run_coroutine_threadsafe(begin(), loop).result()
+    return asyncio.run_coroutine_threadsafe(begin(), media_loop()).result()
 
 
 async def close_all() -> None:
